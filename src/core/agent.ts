@@ -1,0 +1,98 @@
+/**
+ * Agents in the core's own terms: the registered configuration (with defaults filled
+ * in), the agent's current state, and the one table of legal status transitions.
+ */
+import { failedPrecondition } from "./errors.js";
+
+export type SandboxPolicy = "container" | "container_direct";
+
+/**
+ * idle -> starting -> running -> stopping -> idle
+ * running -> failed (exit != 0, OOM, container lost); failed -> starting (restart)
+ * running -> terminated (max lifetime; final)
+ * starting -> idle|failed (spawn failed: back to where it was)
+ */
+export type AgentStatus = "idle" | "starting" | "running" | "stopping" | "failed" | "terminated";
+
+export const AGENT_TRANSITIONS: Readonly<Record<AgentStatus, readonly AgentStatus[]>> = {
+  idle: ["starting"],
+  starting: ["running", "idle", "failed"],
+  running: ["stopping", "idle", "failed", "terminated"],
+  stopping: ["idle", "terminated", "failed"],
+  failed: ["starting"],
+  terminated: [],
+};
+
+/** Throws FAILED_PRECONDITION naming the current state when from -> to is not legal. */
+export function assertTransition(agentId: string, from: AgentStatus, to: AgentStatus, op: string): void {
+  if (!AGENT_TRANSITIONS[from].includes(to)) {
+    throw failedPrecondition(`cannot ${op} agent "${agentId}": invalid state ${from.toUpperCase()}`, { agentId });
+  }
+}
+
+export interface Resources {
+  memoryBytes: number;
+  /** CPU cores; 0 = no limit. */
+  cpus: number;
+  pidsLimit: number;
+  maxOutputBytes: number;
+}
+
+export interface LifecycleLimits {
+  /** Milliseconds without activity before a running agent is stopped; 0 = no idle limit. */
+  maxIdleMs: number;
+  /** Milliseconds after its container started before the agent is terminated; 0 = no limit. */
+  maxLifetimeMs: number;
+  restartOnCrash: boolean;
+  maxRestarts: number;
+}
+
+export interface WorkspaceConfig {
+  mountPoint: string;
+  readOnly: boolean;
+}
+
+/** A validated agent configuration, defaults filled in. Fixed after registration. */
+export interface AgentConfig {
+  agentId: string;
+  name: string;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  policy: SandboxPolicy;
+  resources: Resources;
+  lifecycle: LifecycleLimits;
+  workspace: WorkspaceConfig;
+}
+
+/** An agent as stored. Times are epoch milliseconds. */
+export interface Agent {
+  config: AgentConfig;
+  status: AgentStatus;
+  statusReason: string;
+  exitCode?: number;
+  containerId: string;
+  workspacePath: string;
+  createdAt: number;
+  startedAt?: number;
+  lastActivity?: number;
+  restartCount: number;
+  executionCount: number;
+  /** Crash restarts in a row since the last clean run; reset by a manual start. */
+  crashRestarts: number;
+  /** sha256 (hex) of the token of the current container; empty when none runs. */
+  tokenHash: string;
+  /** The task the agent runs now, if any (set by the lifecycle service). */
+  currentTaskId?: string;
+  /** True for an agent made from a task template and removed when the task ends. */
+  ephemeral: boolean;
+}
+
+export const DEFAULTS = {
+  memoryBytes: 512 * 1024 * 1024,
+  pidsLimit: 256,
+  maxOutputBytes: 256 * 1024,
+  maxIdleMs: 60 * 60 * 1000,
+  maxRestarts: 3,
+  mountPoint: "/workspace",
+} as const;
