@@ -1,0 +1,342 @@
+/**
+ * The agent use cases behind AgentOrchestratorService: register, start, stop, remove,
+ * read. State lives in the store; containers in the backend. The rule that makes
+ * concurrent calls safe without holding a lock across a Docker call: each operation
+ * first moves the agent into a transitional status (STARTING, STOPPING) with a
+ * synchronous check-and-set, then talks to Docker, then writes the outcome. A second
+ * call on the same agent sees the transitional status and is refused.
+ */
+import { type Agent, type AgentStatus, assertTransition } from "./agent.js";
+import { type AgentConfigInput, imageAllowed, validateAgentConfig } from "./agent-config.js";
+import { AgentRegistry } from "./agent-registry.js";
+import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
+import { AgentorchError, alreadyExists, failedPrecondition, isAgentorchError, resourceExhausted } from "./errors.js";
+import type { EventBus } from "./event-bus.js";
+import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
+import type { Clock, ContainerBackend, ContainerOutput, ContainerSpec, Logger, Store, Workspaces } from "./ports.js";
+import { newToken } from "./tokens.js";
+
+export interface AgentServiceConfig {
+  /** Names this service's containers (label agentorch.instance). */
+  instanceId: string;
+  /** Agents in STARTING, RUNNING or STOPPING at once. */
+  maxRunning: number;
+  /** Image prefixes allowed; empty allows every image on the engine. */
+  imageAllowlist: string[];
+  /** How often idle/lifetime limits are enforced; 0 disables the timer. */
+  enforceIntervalMs: number;
+  /** Host directory mounted read-only at /run/agentorch in every container. */
+  socketDir?: string;
+  /** Path of the socket as the container sees it (AGENTORCH_SOCKET). */
+  containerSocketPath?: string;
+  /** Base delay of crash restarts; doubled per restart in a row, capped at 30 s. */
+  restartBackoffMs?: number;
+}
+
+export interface AgentServiceDeps {
+  store: Store;
+  backend: ContainerBackend;
+  workspaces: Workspaces;
+  clock: Clock;
+  logger: Logger;
+  bus: EventBus;
+  config: AgentServiceConfig;
+}
+
+export interface ListAgentsInput {
+  pageSize: number;
+  pageToken: string;
+  status?: AgentStatus;
+}
+
+export interface AgentPage {
+  agents: Agent[];
+  nextPageToken: string;
+  revision: number;
+}
+
+/** Extra settings of a start made for a task run. */
+export interface StartOptions {
+  taskId?: string;
+  env?: Record<string, string>;
+  /** Set by crash restarts: keeps the count of restarts in a row. */
+  crashRestart?: boolean;
+}
+
+const RUNNING_STATES: readonly AgentStatus[] = ["starting", "running", "stopping"];
+
+export class AgentService {
+  readonly registry: AgentRegistry;
+  private readonly supervisor: AgentSupervisor;
+  private readonly backend: ContainerBackend;
+  private readonly workspaces: Workspaces;
+  private readonly logger: Logger;
+  private readonly config: AgentServiceConfig;
+  /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
+  readonly busy = new Set<string>();
+
+  constructor(deps: AgentServiceDeps) {
+    this.backend = deps.backend;
+    this.workspaces = deps.workspaces;
+    this.logger = deps.logger.child({ component: "agents" });
+    this.config = deps.config;
+    this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
+    this.supervisor = new AgentSupervisor(this, {
+      registry: this.registry,
+      backend: deps.backend,
+      logger: this.logger,
+      instanceId: deps.config.instanceId,
+      enforceIntervalMs: deps.config.enforceIntervalMs,
+      restartBackoffMs: deps.config.restartBackoffMs ?? 1000,
+    });
+  }
+
+  async register(input: AgentConfigInput, _signal?: AbortSignal): Promise<Agent> {
+    const config = validateAgentConfig(input);
+    this.checkImage(config.image);
+    if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
+    const workspacePath = await this.workspaces.create(config.agentId);
+    const now = this.registry.now();
+    return this.registry.insert({
+      config,
+      status: "idle",
+      statusReason: "registered",
+      containerId: "",
+      workspacePath,
+      createdAt: now,
+      restartCount: 0,
+      executionCount: 0,
+      crashRestarts: 0,
+      tokenHash: "",
+      ephemeral: false,
+    });
+  }
+
+  /** Registers an agent made for one task; removed when the task ends. */
+  async registerEphemeral(input: AgentConfigInput): Promise<Agent> {
+    const agent = await this.register(input);
+    return this.registry.update(agent, { ephemeral: true });
+  }
+
+  get(agentId: string): Agent {
+    return this.registry.get(agentId);
+  }
+
+  list(input: ListAgentsInput): AgentPage {
+    const limit = pageSize(input.pageSize);
+    const filter = input.status ?? "";
+    const afterId = decodePageToken(input.pageToken, filter);
+    const store = this.registry.store;
+    // One synchronous read: the page and the revision it reflects are consistent.
+    const agents = store.listAgents({ afterId, limit: limit + 1, status: input.status });
+    const revision = store.currentRevision();
+    const more = agents.length > limit;
+    const page = more ? agents.slice(0, limit) : agents;
+    const last = page.at(-1);
+    return { agents: page, nextPageToken: more && last ? encodePageToken(last.config.agentId, filter) : "", revision };
+  }
+
+  async start(agentId: string, signal?: AbortSignal, options: StartOptions = {}): Promise<Agent> {
+    const agent = this.registry.get(agentId);
+    assertTransition(agentId, agent.status, "starting", "start");
+    if (agent.currentTaskId && !options.taskId) {
+      throw failedPrecondition(`agent "${agentId}" is reserved by task ${agent.currentTaskId}`, { agentId });
+    }
+    this.checkImage(agent.config.image);
+    const active = this.registry.store.countAgentsWithStatus(RUNNING_STATES);
+    if (active >= this.config.maxRunning) {
+      throw resourceExhausted(`running-agent limit reached (${this.config.maxRunning}); stop an agent first`, { agentId });
+    }
+    const previous = agent.status;
+    const starting = this.registry.setStatus(agent, "starting", options.crashRestart ? "restarting after crash" : "starting");
+    this.busy.add(agentId);
+    try {
+      const { token, hash } = newToken();
+      let started: { containerId: string; startedAt: number };
+      try {
+        started = await this.backend.spawn(this.containerSpec(starting, token, options), signal);
+      } catch (err) {
+        const reason = `start failed: ${errorMessage(err)}`;
+        this.registry.setStatus(this.registry.get(agentId), previous, reason);
+        throw err;
+      }
+      const current = this.registry.get(agentId);
+      try {
+        const running = this.registry.update(current, {
+          status: "running",
+          statusReason: options.taskId ? `running task ${options.taskId}` : "running",
+          containerId: started.containerId,
+          startedAt: this.registry.now(),
+          lastActivity: this.registry.now(),
+          exitCode: undefined,
+          restartCount: current.executionCount > 0 ? current.restartCount + 1 : current.restartCount,
+          executionCount: current.executionCount + 1,
+          crashRestarts: options.crashRestart ? current.crashRestarts : 0,
+          tokenHash: hash,
+        });
+        this.supervisor.containerKnown(started.containerId);
+        return running;
+      } catch (err) {
+        // The container must not outlive a start we could not record.
+        await this.removeContainer(agentId, started.containerId);
+        throw err;
+      }
+    } finally {
+      this.busy.delete(agentId);
+    }
+  }
+
+  async stop(agentId: string, signal?: AbortSignal): Promise<Agent> {
+    const agent = this.registry.get(agentId);
+    assertTransition(agentId, agent.status, "stopping", "stop");
+    return this.stopAs(agent, "idle", "stopped", signal);
+  }
+
+  /**
+   * Kills the agent's container and leaves it in final. A kill that fails still ends in
+   * final; the container is recorded for the reaper.
+   */
+  async stopAs(agent: Agent, final: "idle" | "terminated" | "failed", reason: string, signal?: AbortSignal): Promise<Agent> {
+    const agentId = agent.config.agentId;
+    const stopping = this.registry.setStatus(agent, "stopping", reason);
+    this.busy.add(agentId);
+    try {
+      const output = await this.captureOutput(stopping, signal);
+      await this.removeContainer(agentId, stopping.containerId, signal);
+      const stopped = this.registry.setStatus(this.registry.get(agentId), final, reason, { tokenHash: "" });
+      this.supervisor.emitExit({
+        agent: stopped,
+        containerId: stopping.containerId,
+        taskId: stopping.currentTaskId,
+        cause: "stopped",
+        oomKilled: false,
+        output,
+      });
+      return stopped;
+    } finally {
+      this.busy.delete(agentId);
+    }
+  }
+
+  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<void> {
+    const agent = this.registry.get(agentId);
+    if (agent.status === "starting" || agent.status === "stopping") {
+      throw failedPrecondition(`cannot remove agent "${agentId}": invalid state ${agent.status.toUpperCase()}; retry shortly`, { agentId });
+    }
+    if (agent.status === "running") {
+      await this.stopAs(agent, "idle", "removing", signal);
+    } else if (agent.containerId) {
+      // An exited container may still be there (its removal failed or is under way).
+      await this.removeContainer(agentId, agent.containerId, signal);
+    }
+    this.registry.delete(agentId);
+    if (opts.deleteWorkspace) await this.workspaces.remove(agentId);
+  }
+
+  /** The tail of the current container's output, or of the last one's as saved when it ended. */
+  async output(agentId: string, maxBytes: number, signal?: AbortSignal): Promise<ContainerOutput> {
+    const agent = this.registry.get(agentId);
+    const cap = agent.config.resources.maxOutputBytes;
+    const limit = maxBytes <= 0 || maxBytes > cap ? cap : maxBytes;
+    if (!agent.containerId) throw failedPrecondition(`agent "${agentId}" has not run yet: no output`, { agentId });
+    if (agent.status === "running" || agent.status === "stopping") {
+      return this.backend.output(agent.containerId, limit, signal);
+    }
+    // Saved when the container ended; until then (or if saving failed) the container may still be there.
+    const saved =
+      this.registry.store.getOutput(agentId) ??
+      (await this.backend.output(agent.containerId, limit, signal).catch(() => undefined));
+    if (!saved) return { data: new Uint8Array(), truncated: false };
+    if (saved.data.byteLength <= limit) return saved;
+    return { data: saved.data.subarray(saved.data.byteLength - limit), truncated: true };
+  }
+
+  /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness). */
+  touch(agentId: string): Agent {
+    const agent = this.registry.get(agentId);
+    return this.registry.update(agent, { lastActivity: this.registry.now() });
+  }
+
+  enforceLifecycle(signal?: AbortSignal): Promise<string[]> {
+    return this.supervisor.enforce(signal);
+  }
+
+  engineHealthy(): boolean {
+    return this.supervisor.engineHealthy;
+  }
+
+  onEngineHealth(cb: (healthy: boolean) => void): () => void {
+    return this.supervisor.onEngineHealth(cb);
+  }
+
+  /** Called with every container exit the service notices (after the agent's state is written). */
+  onExit(cb: (exit: AgentExit) => void): () => void {
+    return this.supervisor.onExit(cb);
+  }
+
+  async open(): Promise<void> {
+    await this.supervisor.open();
+  }
+
+  async close(): Promise<void> {
+    await this.supervisor.close();
+  }
+
+  /** Saves the container's output tail so it can be read after the container is gone. */
+  async captureOutput(agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
+    if (!agent.containerId) return undefined;
+    try {
+      const out = await this.backend.output(agent.containerId, agent.config.resources.maxOutputBytes, signal);
+      this.registry.store.saveOutput(agent.config.agentId, out);
+      return out;
+    } catch (err) {
+      this.logger.debug({ agentId: agent.config.agentId, err: errorMessage(err) }, "output not captured");
+      return undefined;
+    }
+  }
+
+  /** Removes a container; on failure records it for the reaper instead of failing the caller. */
+  async removeContainer(agentId: string, containerId: string, signal?: AbortSignal): Promise<boolean> {
+    if (!containerId) return true;
+    try {
+      await this.backend.remove(containerId, signal);
+      return true;
+    } catch (err) {
+      this.logger.warn({ agentId, containerId, err: errorMessage(err) }, "container removal failed; the reaper will retry");
+      this.registry.store.addPendingRemoval(containerId, agentId);
+      return false;
+    }
+  }
+
+  private containerSpec(agent: Agent, token: string, options: StartOptions): ContainerSpec {
+    const { config } = agent;
+    const env: Record<string, string> = {
+      ...config.env,
+      ...options.env,
+      AGENTORCH_AGENT_ID: config.agentId,
+      AGENTORCH_TOKEN: token,
+    };
+    if (this.config.socketDir) env.AGENTORCH_SOCKET = this.config.containerSocketPath ?? "/run/agentorch/agentorch.sock";
+    return {
+      image: config.image,
+      command: config.command,
+      env,
+      policy: config.policy,
+      resources: config.resources,
+      workspace: { hostPath: agent.workspacePath, mountPoint: config.workspace.mountPoint, readOnly: config.workspace.readOnly },
+      socketDir: this.config.socketDir,
+      labels: { agentId: config.agentId, instanceId: this.config.instanceId, taskId: options.taskId },
+    };
+  }
+
+  private checkImage(image: string): void {
+    if (!imageAllowed(image, this.config.imageAllowlist)) {
+      throw new AgentorchError("permission_denied", `image "${image}" is not in the configured image allowlist`);
+    }
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (isAgentorchError(err)) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,21 @@
+/** In-memory Workspaces for domain tests. */
+import type { Workspaces } from "../../src/core/ports.js";
+
+export class FakeWorkspaces implements Workspaces {
+  readonly dirs = new Set<string>();
+  readonly files = new Map<string, Uint8Array>();
+
+  async create(agentId: string): Promise<string> {
+    this.dirs.add(agentId);
+    return `/fake/workspaces/${agentId}`;
+  }
+  async remove(agentId: string): Promise<void> {
+    this.dirs.delete(agentId);
+  }
+  async readFile(agentId: string, relativePath: string, maxBytes: number): Promise<Uint8Array | undefined> {
+    return this.files.get(`${agentId}/${relativePath}`)?.subarray(0, maxBytes);
+  }
+  async removeFile(agentId: string, relativePath: string): Promise<void> {
+    this.files.delete(`${agentId}/${relativePath}`);
+  }
+}
