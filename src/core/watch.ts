@@ -1,0 +1,139 @@
+/**
+ * Resumable watches over the event log. A watch replays the logged events after a
+ * revision, then follows live ones, with no gap and no duplicate: it subscribes to
+ * the bus before reading the log, and drops live events it already replayed.
+ * Memory is bounded per watcher: a consumer that falls more than maxBuffer events
+ * behind is cut off with RESOURCE_EXHAUSTED and resumes from its last revision.
+ */
+import { AgentorchError, invalidArgument } from "./errors.js";
+import type { EventBus } from "./event-bus.js";
+import type { EntityKind, EventType, Store, StoredEvent } from "./ports.js";
+
+export type WatchItemType = EventType | "bookmark";
+
+export interface WatchItem<T> {
+  type: WatchItemType;
+  revision: number;
+  /** Absent on bookmarks. */
+  entity?: T;
+}
+
+export interface WatchOptions<T> {
+  kind: EntityKind;
+  /** Which entities the watcher wants (by id); all when absent. */
+  match?: (id: string, entity: T) => boolean;
+  /** Replay the events after this revision first. */
+  resumeAfter?: number;
+  /** Send every matching entity first (as "added"), then a bookmark. Takes one consistent snapshot. */
+  snapshot?: () => T[];
+  /** A bookmark is sent after this long without any event; 0 disables. */
+  bookmarkIntervalMs: number;
+  /** Live events held for a slow consumer before it is cut off. */
+  maxBuffer: number;
+  signal: AbortSignal;
+}
+
+const REPLAY_BATCH = 1000;
+
+export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOptions<T>): AsyncGenerator<WatchItem<T>> {
+  const queue: StoredEvent[] = [];
+  let overflowed = false;
+  let wake: (() => void) | undefined;
+  const unsubscribe = bus.subscribe((event) => {
+    if (event.kind !== opts.kind) return;
+    if (queue.length >= opts.maxBuffer) {
+      overflowed = true;
+    } else {
+      queue.push(event);
+    }
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  opts.signal.addEventListener("abort", onAbort);
+  const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
+  try {
+    let last: number;
+    if (opts.snapshot) {
+      // Synchronous: the snapshot and its revision are consistent (see Store).
+      const items = opts.snapshot();
+      last = store.currentRevision();
+      for (const entity of items) yield { type: "added", revision: last, entity };
+      yield { type: "bookmark", revision: last };
+    } else if (opts.resumeAfter !== undefined) {
+      last = checkResumable(store, opts.resumeAfter);
+      for (;;) {
+        const batch = store.readEvents(last, REPLAY_BATCH);
+        for (const e of batch) {
+          last = e.revision;
+          if (e.kind === opts.kind && matches(e)) yield toItem<T>(e);
+        }
+        if (batch.length < REPLAY_BATCH) break;
+      }
+    } else {
+      last = store.currentRevision();
+    }
+
+    let lastSent = Date.now();
+    for (;;) {
+      if (opts.signal.aborted) return;
+      if (overflowed) {
+        throw new AgentorchError("resource_exhausted", `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`);
+      }
+      const event = queue.shift();
+      if (event) {
+        if (event.revision <= last) continue; // already replayed
+        last = event.revision;
+        if (matches(event)) {
+          lastSent = Date.now();
+          yield toItem<T>(event);
+        }
+        continue;
+      }
+      const waitMs = opts.bookmarkIntervalMs > 0 ? Math.max(0, lastSent + opts.bookmarkIntervalMs - Date.now()) : undefined;
+      const timedOut = await sleepUntilWoken(waitMs, (w) => {
+        wake = w;
+      });
+      wake = undefined;
+      if (timedOut && queue.length === 0 && !opts.signal.aborted) {
+        lastSent = Date.now();
+        yield { type: "bookmark", revision: Math.max(last, store.currentRevision()) };
+        last = Math.max(last, store.currentRevision());
+      }
+    }
+  } finally {
+    unsubscribe();
+    opts.signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The revision to resume after; OUT_OF_RANGE when the log no longer holds what follows it. */
+function checkResumable(store: Store, resumeAfter: number): number {
+  if (!Number.isInteger(resumeAfter) || resumeAfter < 0) throw invalidArgument("resume_after_revision must not be negative");
+  const current = store.currentRevision();
+  if (resumeAfter > current) {
+    throw new AgentorchError("out_of_range", `revision ${resumeAfter} is ahead of the log (current ${current}); list again and watch from its revision`);
+  }
+  if (resumeAfter < store.oldestRevision() - 1) {
+    throw new AgentorchError(
+      "out_of_range",
+      `revision ${resumeAfter} is older than the kept history (oldest ${store.oldestRevision()}); list again and watch from its revision`,
+    );
+  }
+  return resumeAfter;
+}
+
+function toItem<T>(e: StoredEvent): WatchItem<T> {
+  return { type: e.type, revision: e.revision, entity: e.entity as T };
+}
+
+/** Resolves true after ms (if given), false when woken first. */
+function sleepUntilWoken(ms: number | undefined, setWake: (w: () => void) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    if (ms !== undefined) timer = setTimeout(() => resolve(true), ms);
+    setWake(() => {
+      if (timer) clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * The SQLite schema as an ordered list of migrations. `PRAGMA user_version` records how
+ * many have been applied; opening a store applies the rest, each in its own transaction.
+ * Adding a table later is one more entry at the end of MIGRATIONS; never edit an entry
+ * that has shipped.
+ */
+import type Database from "better-sqlite3";
+import type { Logger } from "../../core/ports.js";
+import { AgentorchError } from "../../core/errors.js";
+
+/** Migration i (0-based) brings the schema from version i to version i + 1. */
+export const MIGRATIONS: readonly string[] = [
+  // 1: agents, the event log, meta, pending container removals, output tails.
+  `
+  CREATE TABLE agents (
+    agent_id TEXT PRIMARY KEY,
+    status   TEXT NOT NULL,
+    data     TEXT NOT NULL
+  );
+  -- (status, agent_id): a status-filtered keyset page is one index range scan, already in order.
+  CREATE INDEX agents_status ON agents (status, agent_id);
+
+  CREATE TABLE events (
+    revision  INTEGER PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    type      TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    data      TEXT NOT NULL,
+    time      INTEGER NOT NULL
+  );
+
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE pending_removals (
+    container_id TEXT PRIMARY KEY,
+    agent_id     TEXT NOT NULL,
+    added_at     INTEGER NOT NULL
+  );
+
+  CREATE TABLE outputs (
+    agent_id  TEXT PRIMARY KEY,
+    data      BLOB NOT NULL,
+    truncated INTEGER NOT NULL
+  );
+  `,
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Applies the migrations the database lacks. Refuses a database written by a newer
+ * build (its schema may hold data this one would misread or drop).
+ */
+export function migrate(db: Database.Database, logger: Logger): void {
+  const current = Number(db.pragma("user_version", { simple: true }));
+  if (current > SCHEMA_VERSION) {
+    throw new AgentorchError(
+      "failed_precondition",
+      `database schema version ${current} is newer than this build supports (${SCHEMA_VERSION})`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    const sql = MIGRATIONS[version]!;
+    db.transaction(() => {
+      db.exec(sql);
+      // user_version is part of the database header: it commits or rolls back with the migration.
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+    logger.info({ schemaVersion: version + 1 }, "store schema migrated");
+  }
+}

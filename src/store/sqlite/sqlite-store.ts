@@ -1,0 +1,287 @@
+/**
+ * The embedded Store: one SQLite file (WAL) under the data directory. Every call is one
+ * transaction; every entity write appends its event in that same transaction, so the
+ * event log and the tables never disagree, even after a crash.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { Agent, AgentStatus } from "../../core/agent.js";
+import { AgentorchError, alreadyExists, invalidArgument, notFound, unavailable } from "../../core/errors.js";
+import type {
+  AgentQuery,
+  Clock,
+  ContainerOutput,
+  EntityKind,
+  EventType,
+  Logger,
+  StoredEvent,
+  Store,
+} from "../../core/ports.js";
+import { systemClock } from "../../core/ports.js";
+import { decodeAgent, decodeJson, encodeAgent, fromBlob, toBlob } from "./codec.js";
+import { mapStoreError } from "./errors.js";
+import { SCHEMA_VERSION, migrate } from "./schema.js";
+import { prepareStatements, type Statements } from "./statements.js";
+
+/** Meta key holding the highest revision ever pruned: the counter never goes back, even when the log is emptied. */
+export const PRUNED_THROUGH_KEY = "store.events.pruned_through";
+
+export interface SqliteStoreOptions {
+  /** A file path (its directory is created) or ":memory:". */
+  path: string;
+  logger: Logger;
+  /** Stamps events and pending removals; the system clock by default. */
+  clock?: Clock;
+}
+
+/**
+ * The Store, plus what later store modules of this package (tasks, cards, mailboxes)
+ * need to share its database and its event log. The core sees only Store.
+ */
+export interface SqliteStore extends Store {
+  /** The open database: for this package's store modules only. */
+  readonly db: Database.Database;
+  /** Runs fn in one write transaction (nested calls become savepoints); SQLite failures are mapped to AgentorchErrors. */
+  write<T>(fn: () => T): T;
+  /** Appends an event with the next revision. Only inside write(), so it commits with the change it reports. */
+  appendEvent<T>(kind: EntityKind, type: EventType, id: string, entity: T): StoredEvent<T>;
+}
+
+/** Opens (creating and migrating as needed) the SQLite store at path. */
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  const { path, logger } = options;
+  const memory = path === ":memory:" || path === "";
+  if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: 5000 });
+  } catch (err) {
+    throw mapStoreError(err, "open");
+  }
+  try {
+    const journal = String(db.pragma("journal_mode = WAL", { simple: true }));
+    if (!memory && journal !== "wal") logger.warn({ path, journal }, "store could not switch to WAL");
+    // NORMAL under WAL: a committed transaction survives a crash of the process (not of the OS).
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    migrate(db, logger);
+  } catch (err) {
+    db.close();
+    throw mapStoreError(err, "open");
+  }
+  logger.info({ path, schemaVersion: SCHEMA_VERSION }, "store opened");
+  return new SqliteStoreImpl(db, logger, options.clock ?? systemClock);
+}
+
+class SqliteStoreImpl implements SqliteStore {
+  private readonly s: Statements;
+  private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  private closed = false;
+
+  constructor(
+    readonly db: Database.Database,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    this.s = prepareStatements(db);
+    this.tx = db.transaction((fn: () => unknown) => fn());
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  write<T>(fn: () => T): T {
+    this.assertOpen();
+    try {
+      // IMMEDIATE takes the write lock up front: no deferred-upgrade deadlock with another connection.
+      return this.tx.immediate(fn) as T;
+    } catch (err) {
+      throw mapStoreError(err, "write");
+    }
+  }
+
+  private read<T>(fn: () => T): T {
+    this.assertOpen();
+    try {
+      return fn();
+    } catch (err) {
+      throw mapStoreError(err, "read");
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw unavailable("store is closed");
+  }
+
+  appendEvent<T>(kind: EntityKind, type: EventType, id: string, entity: T): StoredEvent<T> {
+    return this.appendJson(kind, type, id, JSON.stringify(entity)) as StoredEvent<T>;
+  }
+
+  private appendJson(kind: EntityKind, type: EventType, id: string, json: string): StoredEvent {
+    if (!this.db.inTransaction) {
+      throw new AgentorchError("internal", "event appended outside a write transaction");
+    }
+    const time = this.clock.now();
+    const revision = this.s.appendEvent.get(PRUNED_THROUGH_KEY, kind, type, id, json, time)!;
+    // The decoded copy, not the caller's object: subscribers see exactly what readEvents will replay.
+    return { revision, kind, type, id, entity: decodeJson(json), time };
+  }
+
+  // ------------------------------------------------------------ agents
+
+  getAgent(agentId: string): Agent | undefined {
+    return this.read(() => {
+      const json = this.s.getAgent.get(agentId);
+      return json === undefined ? undefined : decodeAgent(json);
+    });
+  }
+
+  listAgents(query: AgentQuery): Agent[] {
+    const limit = Math.floor(query.limit);
+    if (!(limit > 0)) return [];
+    return this.read(() => {
+      const { afterId, status } = query;
+      let rows: string[];
+      if (status === undefined) {
+        rows = afterId === undefined ? this.s.listAgents.all(limit) : this.s.listAgentsAfter.all(afterId, limit);
+      } else {
+        rows =
+          afterId === undefined
+            ? this.s.listAgentsByStatus.all(status, limit)
+            : this.s.listAgentsByStatusAfter.all(status, afterId, limit);
+      }
+      return rows.map(decodeAgent);
+    });
+  }
+
+  agentsWithStatus(statuses: readonly AgentStatus[]): Agent[] {
+    const unique = [...new Set(statuses)];
+    if (unique.length === 0) return [];
+    return this.read(() => this.s.agentsWithStatus(unique.length).all(...unique).map(decodeAgent));
+  }
+
+  countAgentsWithStatus(statuses: readonly AgentStatus[]): number {
+    const unique = [...new Set(statuses)];
+    if (unique.length === 0) return 0;
+    return this.read(() => this.s.countAgentsWithStatus(unique.length).get(...unique) ?? 0);
+  }
+
+  countAgents(): number {
+    return this.read(() => this.s.countAgents.get() ?? 0);
+  }
+
+  insertAgent(agent: Agent): StoredEvent<Agent> {
+    const id = agent.config.agentId;
+    const json = encodeAgent(agent);
+    return this.write(() => {
+      if (this.s.insertAgent.run(id, agent.status, json).changes === 0) {
+        throw alreadyExists(`agent "${id}" already exists`, { agentId: id });
+      }
+      return this.appendJson("agent", "added", id, json) as StoredEvent<Agent>;
+    });
+  }
+
+  updateAgent(agent: Agent): StoredEvent<Agent> {
+    const id = agent.config.agentId;
+    const json = encodeAgent(agent);
+    return this.write(() => {
+      if (this.s.updateAgent.run(agent.status, json, id).changes === 0) {
+        throw notFound(`agent "${id}" not found`, { agentId: id });
+      }
+      return this.appendJson("agent", "changed", id, json) as StoredEvent<Agent>;
+    });
+  }
+
+  deleteAgent(agentId: string): StoredEvent<Agent> | undefined {
+    return this.write(() => {
+      const json = this.s.deleteAgent.get(agentId);
+      if (json === undefined) return undefined;
+      // The output tail belongs to this agent: a later agent with the same id must not inherit it.
+      this.s.deleteOutput.run(agentId);
+      return this.appendJson("agent", "removed", agentId, json) as StoredEvent<Agent>;
+    });
+  }
+
+  // ------------------------------------------------------------ pending removals
+
+  addPendingRemoval(containerId: string, agentId: string): void {
+    this.write(() => this.s.addPendingRemoval.run(containerId, agentId, this.clock.now()));
+  }
+
+  pendingRemovals(): { containerId: string; agentId: string }[] {
+    return this.read(() => this.s.pendingRemovals.all());
+  }
+
+  deletePendingRemoval(containerId: string): void {
+    this.write(() => this.s.deletePendingRemoval.run(containerId));
+  }
+
+  // ------------------------------------------------------------ outputs
+
+  saveOutput(agentId: string, output: ContainerOutput): void {
+    this.write(() => this.s.saveOutput.run(agentId, toBlob(output.data), output.truncated ? 1 : 0));
+  }
+
+  getOutput(agentId: string): ContainerOutput | undefined {
+    return this.read(() => {
+      const row = this.s.getOutput.get(agentId);
+      return row === undefined ? undefined : { data: fromBlob(row.data), truncated: row.truncated !== 0 };
+    });
+  }
+
+  // ------------------------------------------------------------ event log
+
+  currentRevision(): number {
+    return this.read(() => this.s.currentRevision.get(PRUNED_THROUGH_KEY) ?? 0);
+  }
+
+  oldestRevision(): number {
+    return this.read(() => this.s.oldestRevision.get() ?? this.currentRevision() + 1);
+  }
+
+  readEvents(afterRevision: number, limit: number): StoredEvent[] {
+    const max = Math.floor(limit);
+    if (!(max > 0)) return [];
+    return this.read(() =>
+      this.s.readEvents.all(afterRevision, max).map((row) => ({
+        revision: row.revision,
+        kind: row.kind,
+        type: row.type,
+        id: row.entity_id,
+        entity: decodeJson(row.data),
+        time: row.time,
+      })),
+    );
+  }
+
+  pruneEvents(keep: number): void {
+    const kept = Math.max(0, Math.floor(keep));
+    this.write(() => {
+      const through = (this.s.currentRevision.get(PRUNED_THROUGH_KEY) ?? 0) - kept;
+      const oldest = this.s.oldestRevision.get();
+      if (oldest === undefined || oldest > through) return;
+      this.s.pruneEvents.run(through);
+      const previous = Number(this.s.getMeta.get(PRUNED_THROUGH_KEY) ?? 0);
+      this.s.setMeta.run(PRUNED_THROUGH_KEY, String(Math.max(previous, through)));
+    });
+  }
+
+  // ------------------------------------------------------------ meta
+
+  getMeta(key: string): string | undefined {
+    return this.read(() => this.s.getMeta.get(key));
+  }
+
+  setMeta(key: string, value: string): void {
+    if (key === PRUNED_THROUGH_KEY) throw invalidArgument(`meta key "${key}" is reserved by the store`);
+    this.write(() => this.s.setMeta.run(key, value));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+    this.logger.debug({ path: this.db.name }, "store closed");
+  }
+}
