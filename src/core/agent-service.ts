@@ -257,6 +257,12 @@ export class AgentService {
     return this.registry.update(agent, { lastActivity: this.registry.now() });
   }
 
+  /** Whether a container still runs: false when it exited or is gone. UNAVAILABLE when the engine cannot tell. */
+  async containerRunning(containerId: string, signal?: AbortSignal): Promise<boolean> {
+    const info = await this.backend.inspect(containerId, signal);
+    return info?.running ?? false;
+  }
+
   enforceLifecycle(signal?: AbortSignal): Promise<string[]> {
     return this.supervisor.enforce(signal);
   }

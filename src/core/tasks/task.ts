@@ -2,9 +2,10 @@
  * Tasks in the core's own terms: one run of a directive on an agent, its states (A2A v1.0
  * names) with the legal transitions in one table, priorities, and results.
  */
+import { randomUUID } from "node:crypto";
 import type { Resources, SandboxPolicy } from "../agent.js";
 import { validateAgentId } from "../agent-config.js";
-import { failedPrecondition } from "../errors.js";
+import { failedPrecondition, invalidArgument } from "../errors.js";
 
 /**
  * submitted -> working -> completed | failed | canceled
@@ -130,6 +131,8 @@ export interface Task {
    * limit it runs under (see effectiveTimeoutMs).
    */
   timeoutMs: number;
+  /** The timeout the client asked for (0 = none); a retry asks for the same. */
+  requestedTimeoutMs?: number;
   template?: TaskTemplate;
   ephemeral: boolean;
   /** Container running (or that ran) the task; "" before it started. */
@@ -146,7 +149,18 @@ export function effectiveTimeoutMs(requestedMs: number, maxExecutionTimeMs: numb
   return requestedMs > 0 ? Math.min(requestedMs, maxExecutionTimeMs) : maxExecutionTimeMs;
 }
 
+/** A submitted timeout: 0 (none: max_execution_time applies) or a positive whole number of ms; longer ones are capped at start. */
+export function validateTaskTimeoutMs(ms: number, field = "timeout"): number {
+  if (!Number.isSafeInteger(ms) || ms < 0) throw invalidArgument(`${field} must be zero or a positive duration (got ${ms} ms)`, { field });
+  return ms;
+}
+
 /** Throws INVALID_ARGUMENT unless id is a well-formed task id (1-64 ASCII letters, digits, '-'). */
 export function validateTaskId(id: string, field = "task_id"): string {
   return validateAgentId(id, field);
+}
+
+/** A fresh task id ("task-" and a random UUID): unique, and safe in file names and labels. */
+export function newTaskId(): string {
+  return `task-${randomUUID()}`;
 }

@@ -46,6 +46,18 @@ export const MIGRATIONS: readonly string[] = [
     truncated INTEGER NOT NULL
   );
   `,
+  // 2: tasks. (state, seq) and (agent_id, seq) serve the filtered pages and recovery at start-up.
+  `
+  CREATE TABLE tasks (
+    task_id  TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL UNIQUE,
+    state    TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    data     TEXT NOT NULL
+  );
+  CREATE INDEX tasks_state ON tasks (state, seq);
+  CREATE INDEX tasks_agent ON tasks (agent_id, seq);
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -44,6 +44,8 @@ export interface SqliteStore extends Store {
   readonly db: Database.Database;
   /** Runs fn in one write transaction (nested calls become savepoints); SQLite failures are mapped to AgentorchErrors. */
   write<T>(fn: () => T): T;
+  /** Runs a read; SQLite failures are mapped to AgentorchErrors. */
+  read<T>(fn: () => T): T;
   /** Appends an event with the next revision. Only inside write(), so it commits with the change it reports. */
   appendEvent<T>(kind: EntityKind, type: EventType, id: string, entity: T): StoredEvent<T>;
 }
@@ -101,7 +103,7 @@ class SqliteStoreImpl implements SqliteStore {
     }
   }
 
-  private read<T>(fn: () => T): T {
+  read<T>(fn: () => T): T {
     this.assertOpen();
     try {
       return fn();
