@@ -170,8 +170,8 @@ export function checkString(value: string, field: string, max: number, opts: { a
   if (typeof value !== "string") throw invalidArgument(`${field} must be a string`, { field });
   if (!opts.allowEmpty && value.length === 0) throw invalidArgument(`${field} is required`, { field });
   if (value.length > max) throw invalidArgument(`${field} is ${value.length} characters; at most ${max}`, { field });
-  const bad = opts.allowNewlines ? /\u0000/ : CONTROL_RE;
-  if (bad.test(value)) throw invalidArgument(`${field} contains control characters`, { field });
+  const bad = opts.allowNewlines ? value.includes("\u0000") : CONTROL_RE.test(value);
+  if (bad) throw invalidArgument(`${field} contains control characters`, { field });
 }
 
 function checkRange(v: number, field: string, min: number, max: number): void {

@@ -7,7 +7,7 @@
  * call on the same agent sees the transitional status and is refused.
  */
 import { type Agent, type AgentStatus, assertTransition } from "./agent.js";
-import { type AgentConfigInput, imageAllowed, validateAgentConfig } from "./agent-config.js";
+import { type AgentConfigInput, imageAllowed, validateAgentConfig, validateAgentId } from "./agent-config.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
 import { AgentorchError, alreadyExists, failedPrecondition, isAgentorchError, resourceExhausted } from "./errors.js";
@@ -15,6 +15,7 @@ import type { EventBus } from "./event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { Clock, ContainerBackend, ContainerOutput, ContainerSpec, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
+import { validateWatchIds, type WatchItem, watchEvents } from "./watch.js";
 
 export interface AgentServiceConfig {
   /** Names this service's containers (label agentorch.instance). */
@@ -31,6 +32,25 @@ export interface AgentServiceConfig {
   containerSocketPath?: string;
   /** Base delay of crash restarts; doubled per restart in a row, capped at 30 s. */
   restartBackoffMs?: number;
+  /** Watch streams: heartbeat bookmark interval (default 30 s) and live events held per slow consumer (default 10,000). */
+  watch?: WatchLimits;
+}
+
+export interface WatchLimits {
+  bookmarkIntervalMs: number;
+  maxBuffer: number;
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 };
+
+/** What a client asks of a watch stream. */
+export interface WatchRequest {
+  /** Only these ids; all when empty. */
+  ids: readonly string[];
+  /** Replay after this revision; 0 replays the whole kept history. Ignored with sendInitialState. */
+  resumeAfter: number;
+  sendInitialState: boolean;
+  signal: AbortSignal;
 }
 
 export interface AgentServiceDeps {
@@ -72,6 +92,7 @@ export class AgentService {
   private readonly workspaces: Workspaces;
   private readonly logger: Logger;
   private readonly config: AgentServiceConfig;
+  private readonly bus: EventBus;
   /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
   readonly busy = new Set<string>();
 
@@ -80,6 +101,7 @@ export class AgentService {
     this.workspaces = deps.workspaces;
     this.logger = deps.logger.child({ component: "agents" });
     this.config = deps.config;
+    this.bus = deps.bus;
     this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
     this.supervisor = new AgentSupervisor(this, {
       registry: this.registry,
@@ -251,10 +273,40 @@ export class AgentService {
     return { data: saved.data.subarray(saved.data.byteLength - limit), truncated: true };
   }
 
+  /** Follows output: the last tailBytes, then (with follow) live chunks until the container stops. */
+  async *streamOutput(agentId: string, tailBytes: number, follow: boolean, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const agent = this.registry.get(agentId);
+    const cap = agent.config.resources.maxOutputBytes;
+    const tail = tailBytes <= 0 || tailBytes > cap ? cap : tailBytes;
+    if (follow && agent.status === "running") {
+      yield* this.backend.followOutput(agent.containerId, tail, signal);
+      return;
+    }
+    const out = await this.output(agentId, tail, signal);
+    if (out.data.byteLength > 0) yield out.data;
+  }
+
   /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness). */
   touch(agentId: string): Agent {
     const agent = this.registry.get(agentId);
+    if (agent.status !== "running") throw failedPrecondition(`agent "${agentId}" is not running: invalid state ${agent.status.toUpperCase()}`, { agentId });
     return this.registry.update(agent, { lastActivity: this.registry.now() });
+  }
+
+  /** Agent events: replayed after a revision or after a snapshot, then live (see watchEvents). */
+  watch(req: WatchRequest): AsyncGenerator<WatchItem<Agent>> {
+    const ids = validateWatchIds(req.ids, validateAgentId, "agent_ids");
+    const store = this.registry.store;
+    return watchEvents<Agent>(store, this.bus, {
+      kind: "agent",
+      match: ids ? (id) => ids.has(id) : undefined,
+      resumeAfter: req.sendInitialState ? undefined : req.resumeAfter,
+      snapshot: req.sendInitialState
+        ? () => (ids ? [...ids].flatMap((id) => store.getAgent(id) ?? []) : allAgents(store))
+        : undefined,
+      ...(this.config.watch ?? DEFAULT_WATCH_LIMITS),
+      signal: req.signal,
+    });
   }
 
   /** Whether a container still runs: false when it exited or is gone. UNAVAILABLE when the engine cannot tell. */
@@ -339,6 +391,16 @@ export class AgentService {
     if (!imageAllowed(image, this.config.imageAllowlist)) {
       throw new AgentorchError("permission_denied", `image "${image}" is not in the configured image allowlist`);
     }
+  }
+}
+
+/** Every agent, read page by page. */
+function allAgents(store: Store): Agent[] {
+  const out: Agent[] = [];
+  for (;;) {
+    const page = store.listAgents({ afterId: out.at(-1)?.config.agentId, limit: 1000 });
+    out.push(...page);
+    if (page.length < 1000) return out;
   }
 }
 

@@ -60,7 +60,8 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
       for (const entity of items) yield { type: "added", revision: last, entity };
       yield { type: "bookmark", revision: last };
     } else if (opts.resumeAfter !== undefined) {
-      last = checkResumable(store, opts.resumeAfter);
+      // 0 asks for the whole kept history, however much of it has been pruned.
+      last = opts.resumeAfter === 0 ? store.oldestRevision() - 1 : checkResumable(store, opts.resumeAfter);
       for (;;) {
         const batch = store.readEvents(last, REPLAY_BATCH);
         for (const e of batch) {
@@ -104,6 +105,15 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
     unsubscribe();
     opts.signal.removeEventListener("abort", onAbort);
   }
+}
+
+export const MAX_WATCH_IDS = 1000;
+
+/** The id filter of a watch (undefined: everything); each id validated, at most MAX_WATCH_IDS. */
+export function validateWatchIds(ids: readonly string[], validate: (id: string, field: string) => string, field = "ids"): Set<string> | undefined {
+  if (ids.length === 0) return undefined;
+  if (ids.length > MAX_WATCH_IDS) throw invalidArgument(`at most ${MAX_WATCH_IDS} ids may be watched at once`);
+  return new Set(ids.map((id) => validate(id, field)));
 }
 
 /** The revision to resume after; OUT_OF_RANGE when the log no longer holds what follows it. */

@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Agent, AgentConfig, AgentStatus } from "./agent_pb.js";
 import { file_agentorch_v1_agent } from "./agent_pb.js";
+import type { EventType } from "./events_pb.js";
+import { file_agentorch_v1_events } from "./events_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file agentorch/v1/orchestrator_service.proto.
  */
 export const file_agentorch_v1_orchestrator_service: GenFile = /*@__PURE__*/
-  fileDesc("CidhZ2VudG9yY2gvdjEvb3JjaGVzdHJhdG9yX3NlcnZpY2UucHJvdG8SDGFnZW50b3JjaC52MSJAChRSZWdpc3RlckFnZW50UmVxdWVzdBIoCgVhZ2VudBgBIAEoCzIZLmFnZW50b3JjaC52MS5BZ2VudENvbmZpZyI7ChVSZWdpc3RlckFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQiIwoPR2V0QWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjYKEEdldEFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQiZQoRTGlzdEFnZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoGc3RhdHVzGAMgASgOMhkuYWdlbnRvcmNoLnYxLkFnZW50U3RhdHVzImQKEkxpc3RBZ2VudHNSZXNwb25zZRIjCgZhZ2VudHMYASADKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhAKCHJldmlzaW9uGAMgASgDIiUKEVN0YXJ0QWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjgKElN0YXJ0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50b3JjaC52MS5BZ2VudCIkChBTdG9wQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjcKEVN0b3BBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuYWdlbnRvcmNoLnYxLkFnZW50IkAKElJlbW92ZUFnZW50UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBkZWxldGVfd29ya3NwYWNlGAIgASgIIhUKE1JlbW92ZUFnZW50UmVzcG9uc2UiPAoVR2V0QWdlbnRPdXRwdXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhEKCW1heF9ieXRlcxgCIAEoAyI7ChZHZXRBZ2VudE91dHB1dFJlc3BvbnNlEg4KBm91dHB1dBgBIAEoCRIRCgl0cnVuY2F0ZWQYAiABKAgiGQoXRW5mb3JjZUxpZmVjeWNsZVJlcXVlc3QiNQoYRW5mb3JjZUxpZmVjeWNsZVJlc3BvbnNlEhkKEXN0b3BwZWRfYWdlbnRfaWRzGAEgAygJMs0FChhBZ2VudE9yY2hlc3RyYXRvclNlcnZpY2USWAoNUmVnaXN0ZXJBZ2VudBIiLmFnZW50b3JjaC52MS5SZWdpc3RlckFnZW50UmVxdWVzdBojLmFnZW50b3JjaC52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USTgoIR2V0QWdlbnQSHS5hZ2VudG9yY2gudjEuR2V0QWdlbnRSZXF1ZXN0Gh4uYWdlbnRvcmNoLnYxLkdldEFnZW50UmVzcG9uc2UiA5ACARJUCgpMaXN0QWdlbnRzEh8uYWdlbnRvcmNoLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuYWdlbnRvcmNoLnYxLkxpc3RBZ2VudHNSZXNwb25zZSIDkAIBEk8KClN0YXJ0QWdlbnQSHy5hZ2VudG9yY2gudjEuU3RhcnRBZ2VudFJlcXVlc3QaIC5hZ2VudG9yY2gudjEuU3RhcnRBZ2VudFJlc3BvbnNlEkwKCVN0b3BBZ2VudBIeLmFnZW50b3JjaC52MS5TdG9wQWdlbnRSZXF1ZXN0Gh8uYWdlbnRvcmNoLnYxLlN0b3BBZ2VudFJlc3BvbnNlElIKC1JlbW92ZUFnZW50EiAuYWdlbnRvcmNoLnYxLlJlbW92ZUFnZW50UmVxdWVzdBohLmFnZW50b3JjaC52MS5SZW1vdmVBZ2VudFJlc3BvbnNlElsKDkdldEFnZW50T3V0cHV0EiMuYWdlbnRvcmNoLnYxLkdldEFnZW50T3V0cHV0UmVxdWVzdBokLmFnZW50b3JjaC52MS5HZXRBZ2VudE91dHB1dFJlc3BvbnNlEmEKEEVuZm9yY2VMaWZlY3ljbGUSJS5hZ2VudG9yY2gudjEuRW5mb3JjZUxpZmVjeWNsZVJlcXVlc3QaJi5hZ2VudG9yY2gudjEuRW5mb3JjZUxpZmVjeWNsZVJlc3BvbnNlYgZwcm90bzM", [file_agentorch_v1_agent]);
+  fileDesc("CidhZ2VudG9yY2gvdjEvb3JjaGVzdHJhdG9yX3NlcnZpY2UucHJvdG8SDGFnZW50b3JjaC52MSJAChRSZWdpc3RlckFnZW50UmVxdWVzdBIoCgVhZ2VudBgBIAEoCzIZLmFnZW50b3JjaC52MS5BZ2VudENvbmZpZyI7ChVSZWdpc3RlckFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQiIwoPR2V0QWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjYKEEdldEFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQiZQoRTGlzdEFnZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoGc3RhdHVzGAMgASgOMhkuYWdlbnRvcmNoLnYxLkFnZW50U3RhdHVzImQKEkxpc3RBZ2VudHNSZXNwb25zZRIjCgZhZ2VudHMYASADKAsyEy5hZ2VudG9yY2gudjEuQWdlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhAKCHJldmlzaW9uGAMgASgDIiUKEVN0YXJ0QWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjgKElN0YXJ0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50b3JjaC52MS5BZ2VudCIkChBTdG9wQWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjcKEVN0b3BBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuYWdlbnRvcmNoLnYxLkFnZW50IkAKElJlbW92ZUFnZW50UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIYChBkZWxldGVfd29ya3NwYWNlGAIgASgIIhUKE1JlbW92ZUFnZW50UmVzcG9uc2UiPAoVR2V0QWdlbnRPdXRwdXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhEKCW1heF9ieXRlcxgCIAEoAyI7ChZHZXRBZ2VudE91dHB1dFJlc3BvbnNlEg4KBm91dHB1dBgBIAEoCRIRCgl0cnVuY2F0ZWQYAiABKAgiGQoXRW5mb3JjZUxpZmVjeWNsZVJlcXVlc3QiNQoYRW5mb3JjZUxpZmVjeWNsZVJlc3BvbnNlEhkKEXN0b3BwZWRfYWdlbnRfaWRzGAEgAygJImIKEldhdGNoQWdlbnRzUmVxdWVzdBIRCglhZ2VudF9pZHMYASADKAkSHQoVcmVzdW1lX2FmdGVyX3JldmlzaW9uGAIgASgDEhoKEnNlbmRfaW5pdGlhbF9zdGF0ZRgDIAEoCCJpCgpBZ2VudEV2ZW50EiUKBHR5cGUYASABKA4yFy5hZ2VudG9yY2gudjEuRXZlbnRUeXBlEhAKCHJldmlzaW9uGAIgASgDEiIKBWFnZW50GAMgASgLMhMuYWdlbnRvcmNoLnYxLkFnZW50Ij4KE1dhdGNoQWdlbnRzUmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC5hZ2VudG9yY2gudjEuQWdlbnRFdmVudCJQChhTdHJlYW1BZ2VudE91dHB1dFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSDgoGZm9sbG93GAIgASgIEhIKCnRhaWxfYnl0ZXMYAyABKAMiKQoZU3RyZWFtQWdlbnRPdXRwdXRSZXNwb25zZRIMCgRkYXRhGAEgASgMIikKFVJlcG9ydEFjdGl2aXR5UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSI8ChZSZXBvcnRBY3Rpdml0eVJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuYWdlbnRvcmNoLnYxLkFnZW50MugHChhBZ2VudE9yY2hlc3RyYXRvclNlcnZpY2USWAoNUmVnaXN0ZXJBZ2VudBIiLmFnZW50b3JjaC52MS5SZWdpc3RlckFnZW50UmVxdWVzdBojLmFnZW50b3JjaC52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USTgoIR2V0QWdlbnQSHS5hZ2VudG9yY2gudjEuR2V0QWdlbnRSZXF1ZXN0Gh4uYWdlbnRvcmNoLnYxLkdldEFnZW50UmVzcG9uc2UiA5ACARJUCgpMaXN0QWdlbnRzEh8uYWdlbnRvcmNoLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuYWdlbnRvcmNoLnYxLkxpc3RBZ2VudHNSZXNwb25zZSIDkAIBEk8KClN0YXJ0QWdlbnQSHy5hZ2VudG9yY2gudjEuU3RhcnRBZ2VudFJlcXVlc3QaIC5hZ2VudG9yY2gudjEuU3RhcnRBZ2VudFJlc3BvbnNlEkwKCVN0b3BBZ2VudBIeLmFnZW50b3JjaC52MS5TdG9wQWdlbnRSZXF1ZXN0Gh8uYWdlbnRvcmNoLnYxLlN0b3BBZ2VudFJlc3BvbnNlElIKC1JlbW92ZUFnZW50EiAuYWdlbnRvcmNoLnYxLlJlbW92ZUFnZW50UmVxdWVzdBohLmFnZW50b3JjaC52MS5SZW1vdmVBZ2VudFJlc3BvbnNlElsKDkdldEFnZW50T3V0cHV0EiMuYWdlbnRvcmNoLnYxLkdldEFnZW50T3V0cHV0UmVxdWVzdBokLmFnZW50b3JjaC52MS5HZXRBZ2VudE91dHB1dFJlc3BvbnNlEmEKEEVuZm9yY2VMaWZlY3ljbGUSJS5hZ2VudG9yY2gudjEuRW5mb3JjZUxpZmVjeWNsZVJlcXVlc3QaJi5hZ2VudG9yY2gudjEuRW5mb3JjZUxpZmVjeWNsZVJlc3BvbnNlElQKC1dhdGNoQWdlbnRzEiAuYWdlbnRvcmNoLnYxLldhdGNoQWdlbnRzUmVxdWVzdBohLmFnZW50b3JjaC52MS5XYXRjaEFnZW50c1Jlc3BvbnNlMAESZgoRU3RyZWFtQWdlbnRPdXRwdXQSJi5hZ2VudG9yY2gudjEuU3RyZWFtQWdlbnRPdXRwdXRSZXF1ZXN0GicuYWdlbnRvcmNoLnYxLlN0cmVhbUFnZW50T3V0cHV0UmVzcG9uc2UwARJbCg5SZXBvcnRBY3Rpdml0eRIjLmFnZW50b3JjaC52MS5SZXBvcnRBY3Rpdml0eVJlcXVlc3QaJC5hZ2VudG9yY2gudjEuUmVwb3J0QWN0aXZpdHlSZXNwb25zZWIGcHJvdG8z", [file_agentorch_v1_agent, file_agentorch_v1_events]);
 
 /**
  * @generated from message agentorch.v1.RegisterAgentRequest
@@ -354,6 +356,184 @@ export const EnforceLifecycleResponseSchema: GenMessage<EnforceLifecycleResponse
   messageDesc(file_agentorch_v1_orchestrator_service, 15);
 
 /**
+ * @generated from message agentorch.v1.WatchAgentsRequest
+ */
+export type WatchAgentsRequest = Message<"agentorch.v1.WatchAgentsRequest"> & {
+  /**
+   * Optional. Only these agents (at most 1000); empty means every agent.
+   *
+   * @generated from field: repeated string agent_ids = 1;
+   */
+  agentIds: string[];
+
+  /**
+   * Optional. Replay the matching events after this revision, then follow live ones. 0 without
+   * send_initial_state: replay the whole kept history. Older than the kept history: OUT_OF_RANGE.
+   *
+   * @generated from field: int64 resume_after_revision = 2;
+   */
+  resumeAfterRevision: bigint;
+
+  /**
+   * Optional. First send ADDED for each matching agent, then a BOOKMARK; then events after that
+   * bookmark's revision (resume_after_revision is then ignored).
+   *
+   * @generated from field: bool send_initial_state = 3;
+   */
+  sendInitialState: boolean;
+};
+
+/**
+ * Describes the message agentorch.v1.WatchAgentsRequest.
+ * Use `create(WatchAgentsRequestSchema)` to create a new message.
+ */
+export const WatchAgentsRequestSchema: GenMessage<WatchAgentsRequest> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 16);
+
+/**
+ * AgentEvent is one change of an agent, or a BOOKMARK.
+ *
+ * @generated from message agentorch.v1.AgentEvent
+ */
+export type AgentEvent = Message<"agentorch.v1.AgentEvent"> & {
+  /**
+   * ADDED, CHANGED, REMOVED, or BOOKMARK (then agent is unset).
+   *
+   * @generated from field: agentorch.v1.EventType type = 1;
+   */
+  type: EventType;
+
+  /**
+   * The global event-log revision of this change (shared with task events, gap-free).
+   * For a BOOKMARK: everything up to it has been delivered.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * The agent as it is after the change (for REMOVED: as it was last); unset for a BOOKMARK.
+   *
+   * @generated from field: agentorch.v1.Agent agent = 3;
+   */
+  agent?: Agent | undefined;
+};
+
+/**
+ * Describes the message agentorch.v1.AgentEvent.
+ * Use `create(AgentEventSchema)` to create a new message.
+ */
+export const AgentEventSchema: GenMessage<AgentEvent> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 17);
+
+/**
+ * @generated from message agentorch.v1.WatchAgentsResponse
+ */
+export type WatchAgentsResponse = Message<"agentorch.v1.WatchAgentsResponse"> & {
+  /**
+   * @generated from field: agentorch.v1.AgentEvent event = 1;
+   */
+  event?: AgentEvent | undefined;
+};
+
+/**
+ * Describes the message agentorch.v1.WatchAgentsResponse.
+ * Use `create(WatchAgentsResponseSchema)` to create a new message.
+ */
+export const WatchAgentsResponseSchema: GenMessage<WatchAgentsResponse> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 18);
+
+/**
+ * @generated from message agentorch.v1.StreamAgentOutputRequest
+ */
+export type StreamAgentOutputRequest = Message<"agentorch.v1.StreamAgentOutputRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Optional. Keep streaming live output until the container stops.
+   *
+   * @generated from field: bool follow = 2;
+   */
+  follow: boolean;
+
+  /**
+   * Optional. Start with at most this many bytes of past output; 0 means the agent's max_output_bytes.
+   *
+   * @generated from field: int64 tail_bytes = 3;
+   */
+  tailBytes: bigint;
+};
+
+/**
+ * Describes the message agentorch.v1.StreamAgentOutputRequest.
+ * Use `create(StreamAgentOutputRequestSchema)` to create a new message.
+ */
+export const StreamAgentOutputRequestSchema: GenMessage<StreamAgentOutputRequest> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 19);
+
+/**
+ * @generated from message agentorch.v1.StreamAgentOutputResponse
+ */
+export type StreamAgentOutputResponse = Message<"agentorch.v1.StreamAgentOutputResponse"> & {
+  /**
+   * A chunk of stdout and stderr, interleaved as written.
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message agentorch.v1.StreamAgentOutputResponse.
+ * Use `create(StreamAgentOutputResponseSchema)` to create a new message.
+ */
+export const StreamAgentOutputResponseSchema: GenMessage<StreamAgentOutputResponse> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 20);
+
+/**
+ * @generated from message agentorch.v1.ReportActivityRequest
+ */
+export type ReportActivityRequest = Message<"agentorch.v1.ReportActivityRequest"> & {
+  /**
+   * Required. For an agent calling over its socket: its own id.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message agentorch.v1.ReportActivityRequest.
+ * Use `create(ReportActivityRequestSchema)` to create a new message.
+ */
+export const ReportActivityRequestSchema: GenMessage<ReportActivityRequest> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 21);
+
+/**
+ * @generated from message agentorch.v1.ReportActivityResponse
+ */
+export type ReportActivityResponse = Message<"agentorch.v1.ReportActivityResponse"> & {
+  /**
+   * The agent after the update.
+   *
+   * @generated from field: agentorch.v1.Agent agent = 1;
+   */
+  agent?: Agent | undefined;
+};
+
+/**
+ * Describes the message agentorch.v1.ReportActivityResponse.
+ * Use `create(ReportActivityResponseSchema)` to create a new message.
+ */
+export const ReportActivityResponseSchema: GenMessage<ReportActivityResponse> = /*@__PURE__*/
+  messageDesc(file_agentorch_v1_orchestrator_service, 22);
+
+/**
  * AgentOrchestratorService registers agents and runs them as hardened containers.
  *
  * @generated from service agentorch.v1.AgentOrchestratorService
@@ -443,6 +623,43 @@ export const AgentOrchestratorService: GenService<{
     methodKind: "unary";
     input: typeof EnforceLifecycleRequestSchema;
     output: typeof EnforceLifecycleResponseSchema;
+  },
+  /**
+   * Streams agent changes: the events after resume_after_revision (or the current state first),
+   * then live ones, with no gap and no duplicate, across service restarts too. Idle streams get a
+   * BOOKMARK periodically. Errors: OUT_OF_RANGE (revision no longer kept: list again, then watch
+   * from the list's revision), RESOURCE_EXHAUSTED (the consumer fell too far behind: resume from
+   * the last revision it received), INVALID_ARGUMENT.
+   *
+   * @generated from rpc agentorch.v1.AgentOrchestratorService.WatchAgents
+   */
+  watchAgents: {
+    methodKind: "server_streaming";
+    input: typeof WatchAgentsRequestSchema;
+    output: typeof WatchAgentsResponseSchema;
+  },
+  /**
+   * Streams the output of the agent's current container: the last tail_bytes first, then, with
+   * follow, live output until the container stops. Errors: NOT_FOUND, FAILED_PRECONDITION (never
+   * started), UNAVAILABLE.
+   *
+   * @generated from rpc agentorch.v1.AgentOrchestratorService.StreamAgentOutput
+   */
+  streamAgentOutput: {
+    methodKind: "server_streaming";
+    input: typeof StreamAgentOutputRequestSchema;
+    output: typeof StreamAgentOutputResponseSchema;
+  },
+  /**
+   * An agent reports that it is active: moves last_activity, so the idle limit counts real
+   * idleness. Errors: NOT_FOUND, FAILED_PRECONDITION (not RUNNING).
+   *
+   * @generated from rpc agentorch.v1.AgentOrchestratorService.ReportActivity
+   */
+  reportActivity: {
+    methodKind: "unary";
+    input: typeof ReportActivityRequestSchema;
+    output: typeof ReportActivityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentorch_v1_orchestrator_service, 0);

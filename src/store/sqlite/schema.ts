@@ -58,6 +58,37 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_state ON tasks (state, seq);
   CREATE INDEX tasks_agent ON tasks (agent_id, seq);
   `,
+  // 3: A2A cards and mailboxes. A mailbox row holds its counters (the last sequence given, the
+  // acknowledged one, and what is unacknowledged), so a send checks its limits and takes the
+  // next sequence with one point read. Messages are keyed by (agent_id, seq); acked_at is set
+  // once acknowledged, and the partial index finds the ones the retention may prune.
+  `
+  CREATE TABLE cards (
+    agent_id   TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+  );
+
+  CREATE TABLE mailboxes (
+    agent_id      TEXT PRIMARY KEY,
+    last_seq      INTEGER NOT NULL,
+    acked_seq     INTEGER NOT NULL,
+    unacked_count INTEGER NOT NULL,
+    unacked_bytes INTEGER NOT NULL
+  );
+
+  CREATE TABLE messages (
+    agent_id   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    size       INTEGER NOT NULL,
+    acked_at   INTEGER,
+    data       TEXT NOT NULL,
+    PRIMARY KEY (agent_id, seq)
+  );
+  CREATE INDEX messages_acked ON messages (acked_at) WHERE acked_at IS NOT NULL;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -1,0 +1,94 @@
+/**
+ * AgentOrchestratorService handlers: a thin layer that maps the request to the core's
+ * terms, calls the core (passing the call's signal), and maps the answer back. Codes are
+ * decided only in ./errors.ts.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import type { AgentService } from "../core/agent-service.js";
+import { invalidArgument } from "../core/errors.js";
+import type { Logger } from "../core/ports.js";
+import { agentConfigFromProto, agentStatusFromProto, agentToProto, eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
+import { withErrors } from "./errors.js";
+
+/** The part of the core's AgentService these handlers use, so tests can hand in a fake. */
+export type AgentsApi = Pick<
+  AgentService,
+  "register" | "get" | "list" | "start" | "stop" | "remove" | "output" | "enforceLifecycle" | "watch" | "streamOutput" | "touch"
+>;
+
+/** Creates the AgentOrchestratorService implementation over the core's agent service. */
+export function createOrchestratorService(deps: {
+  agents: AgentsApi;
+  logger: Logger;
+}): ServiceImpl<typeof AgentOrchestratorService> {
+  const { agents } = deps;
+  const impl: ServiceImpl<typeof AgentOrchestratorService> = {
+    async registerAgent(req, ctx) {
+      const agent = await agents.register(agentConfigFromProto(req.agent), ctx.signal);
+      return { agent: agentToProto(agent) };
+    },
+    getAgent(req) {
+      return { agent: agentToProto(agents.get(req.agentId)) };
+    },
+    listAgents(req) {
+      if (req.pageSize < 0) throw invalidArgument(`page_size may not be negative (got ${req.pageSize})`, { field: "page_size" });
+      const page = agents.list({
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        status: agentStatusFromProto(req.status),
+      });
+      return {
+        agents: page.agents.map(agentToProto),
+        nextPageToken: page.nextPageToken,
+        revision: BigInt(page.revision),
+      };
+    },
+    async startAgent(req, ctx) {
+      return { agent: agentToProto(await agents.start(req.agentId, ctx.signal)) };
+    },
+    async stopAgent(req, ctx) {
+      return { agent: agentToProto(await agents.stop(req.agentId, ctx.signal)) };
+    },
+    async removeAgent(req, ctx) {
+      await agents.remove(req.agentId, { deleteWorkspace: req.deleteWorkspace }, ctx.signal);
+      return {};
+    },
+    async getAgentOutput(req, ctx) {
+      const maxBytes = int64ToNumber(req.maxBytes, "max_bytes");
+      const out = await agents.output(req.agentId, maxBytes, ctx.signal);
+      return { output: decoder.decode(out.data), truncated: out.truncated };
+    },
+    async enforceLifecycle(_req, ctx) {
+      return { stoppedAgentIds: await agents.enforceLifecycle(ctx.signal) };
+    },
+    async *watchAgents(req, ctx) {
+      const events = agents.watch({
+        ids: req.agentIds,
+        resumeAfter: int64ToNumber(req.resumeAfterRevision, "resume_after_revision"),
+        sendInitialState: req.sendInitialState,
+        signal: ctx.signal,
+      });
+      for await (const item of events) {
+        yield {
+          event: {
+            type: eventTypeToProto(item.type),
+            revision: BigInt(item.revision),
+            agent: item.entity && agentToProto(item.entity),
+          },
+        };
+      }
+    },
+    async *streamAgentOutput(req, ctx) {
+      const tail = int64ToNumber(req.tailBytes, "tail_bytes");
+      for await (const data of agents.streamOutput(req.agentId, tail, req.follow, ctx.signal)) yield { data };
+    },
+    reportActivity(req) {
+      return { agent: agentToProto(agents.touch(req.agentId)) };
+    },
+  };
+  return withErrors(AgentOrchestratorService, impl, deps.logger);
+}
+
+// Non-fatal: invalid UTF-8 (a tail cut mid-character, binary output) becomes U+FFFD, never an error.
+const decoder = new TextDecoder("utf-8", { fatal: false });
