@@ -42,7 +42,7 @@ export const LIMITS = {
   envNameLength: 256,
   envValueLength: 32 * 1024,
   mountPointLength: 256,
-  minMemoryBytes: 4 * 1024 * 1024,
+  minMemoryBytes: 6 * 1024 * 1024, // Docker refuses less than 6 MB
   maxMemoryBytes: 1024 * 1024 * 1024 * 1024,
   maxCpus: 1024,
   maxPids: 1_000_000,

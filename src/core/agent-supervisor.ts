@@ -7,7 +7,7 @@
 import type { Agent } from "./agent.js";
 import type { AgentRegistry } from "./agent-registry.js";
 import { type AgentService, errorMessage } from "./agent-service.js";
-import type { ContainerBackend, ContainerEvent, ContainerInfo, ContainerOutput, Logger } from "./ports.js";
+import type { ContainerBackend, ContainerEvent, ContainerOutput, Logger } from "./ports.js";
 
 /** A container of an agent ended: it exited, was stopped by the service, or vanished. */
 export interface AgentExit {
@@ -33,6 +33,9 @@ export interface SupervisorDeps {
 
 const MAX_BACKOFF_MS = 30_000;
 const EARLY_EVENT_TTL_MS = 60_000;
+const KILL_SETTLE_MS = 250;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class AgentSupervisor {
   engineHealthy = false;
@@ -176,8 +179,7 @@ export class AgentSupervisor {
         if (c) await this.service.removeContainer(agentId, c.containerId, this.abort.signal);
         registry.setStatus(registry.get(agentId), "failed", "start interrupted by a service restart", { tokenHash: "" });
       } else if (!c) {
-        const lost = registry.setStatus(agent, "failed", "container lost", { tokenHash: "" });
-        this.emitExit({ agent: lost, containerId: agent.containerId, taskId: agent.currentTaskId, cause: "lost", oomKilled: false });
+        this.handleLost(agent);
       } else if (!c.running) {
         await this.handleExit(agent, c.containerId, c.exitCode ?? -1, c.oomKilled);
       } else {
@@ -204,14 +206,30 @@ export class AgentSupervisor {
     if (agent.status !== "running" || this.service.busy.has(agent.config.agentId)) return;
     let exitCode = event.exitCode;
     let oom = this.oomKilled.has(event.containerId);
-    if (exitCode === undefined || event.type === "destroy") {
-      const info: ContainerInfo | undefined = await this.deps.backend.inspect(event.containerId).catch(() => undefined);
-      exitCode = info?.exitCode ?? exitCode ?? -1;
-      oom ||= info?.oomKilled ?? false;
+    let gone = event.type === "destroy";
+    if (!gone && (exitCode === undefined || exitCode === 137)) {
+      // A SIGKILL we did not send is often `docker rm -f`: look again shortly to tell a removal
+      // from a kill, and to catch an OOM the engine reports after the exit.
+      await sleep(KILL_SETTLE_MS);
+      const info = await this.deps.backend.inspect(event.containerId).catch(() => null);
+      if (info === undefined) gone = true;
+      else if (info) {
+        exitCode = info.exitCode ?? exitCode;
+        oom ||= info.oomKilled;
+      }
     }
     const current = registry.find(agent.config.agentId);
     if (!current || current.status !== "running" || current.containerId !== event.containerId) return;
-    await this.handleExit(current, event.containerId, exitCode, oom);
+    if (gone) this.handleLost(current);
+    else await this.handleExit(current, event.containerId, exitCode ?? -1, oom);
+  }
+
+  /** The container vanished (removed from outside, or gone while the service was down). */
+  private handleLost(agent: Agent): void {
+    this.oomKilled.delete(agent.containerId);
+    const lost = this.deps.registry.setStatus(agent, "failed", "container lost", { tokenHash: "" });
+    this.deps.logger.warn({ agentId: agent.config.agentId, containerId: agent.containerId }, "container lost");
+    this.emitExit({ agent: lost, containerId: agent.containerId, taskId: agent.currentTaskId, cause: "lost", oomKilled: false });
   }
 
   /** Writes the outcome of an exited container first, then saves its output and removes it. */

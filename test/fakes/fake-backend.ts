@@ -148,6 +148,15 @@ export class FakeBackend implements ContainerBackend {
     this.containers.delete(containerId);
   }
 
+  /** `docker rm -f` from outside: killed (die 137), then destroyed. */
+  removeFromOutside(containerId: string): void {
+    const c = this.containers.get(containerId);
+    if (!c) return;
+    this.exit(containerId, 137);
+    this.containers.delete(containerId);
+    this.emit({ type: "destroy", containerId, labels: c.spec.labels, time: Date.now() });
+  }
+
   write(containerId: string, text: string): void {
     const c = this.containers.get(containerId);
     if (c) c.output += text;

@@ -317,6 +317,14 @@ describe("container exits", () => {
     expect((await service.start("e3")).status).toBe("running");
   });
 
+  it("marks an agent whose container was removed from outside FAILED with 'container lost'", async () => {
+    const { service, backend } = await makeService();
+    await service.register(cfg("removed"));
+    const { containerId } = await service.start("removed");
+    backend.removeFromOutside(containerId);
+    await vi.waitFor(() => expect(service.get("removed")).toMatchObject({ status: "failed", statusReason: "container lost" }));
+  });
+
   it("handles an exit that arrives before the start is recorded", async () => {
     const { service, backend } = await makeService();
     await service.register(cfg("quick"));

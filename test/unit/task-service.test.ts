@@ -243,6 +243,15 @@ describe("zombies and restarts", () => {
     expect(backend.running()).toHaveLength(0);
   });
 
+  it("a task whose container is removed from outside ends FAILED/ZOMBIE as soon as the engine says so", async () => {
+    const { tasks, backend } = await setup();
+    const task = await tasks.submit(submit());
+    const c = await vi.waitFor(() => containerOf(backend, task.taskId)!);
+    backend.removeFromOutside(c.id);
+    const done = await until(tasks, task.taskId, (t) => t.state === "failed");
+    expect(done.stateReason).toBe("ZOMBIE");
+  });
+
   it("after a restart, waiting tasks run and a working task is adopted or CONTAINER_LOST", async () => {
     const first = await setup();
     const { store, backend, workspaces, clock } = first;
