@@ -172,39 +172,45 @@ export class AgentService {
     const previous = agent.status;
     const starting = this.registry.setStatus(agent, "starting", options.crashRestart ? "restarting after crash" : "starting");
     this.busy.add(agentId);
+    let running: Agent;
     try {
-      const { token, hash } = newToken();
-      let started: { containerId: string; startedAt: number };
-      try {
-        started = await this.backend.spawn(this.containerSpec(starting, token, options), signal);
-      } catch (err) {
-        const reason = `start failed: ${errorMessage(err)}`;
-        this.registry.setStatus(this.registry.get(agentId), previous, reason);
-        throw err;
-      }
-      const current = this.registry.get(agentId);
-      try {
-        const running = this.registry.update(current, {
-          status: "running",
-          statusReason: options.taskId ? `running task ${options.taskId}` : "running",
-          containerId: started.containerId,
-          startedAt: this.registry.now(),
-          lastActivity: this.registry.now(),
-          exitCode: undefined,
-          restartCount: current.executionCount > 0 ? current.restartCount + 1 : current.restartCount,
-          executionCount: current.executionCount + 1,
-          crashRestarts: options.crashRestart ? current.crashRestarts : 0,
-          tokenHash: hash,
-        });
-        this.supervisor.containerKnown(started.containerId);
-        return running;
-      } catch (err) {
-        // The container must not outlive a start we could not record.
-        await this.removeContainer(agentId, started.containerId);
-        throw err;
-      }
+      running = await this.spawnFor(starting, previous, signal, options);
     } finally {
       this.busy.delete(agentId);
+    }
+    // After busy is cleared: an exit that raced ahead of the start is handled now.
+    this.supervisor.containerKnown(running.containerId);
+    return running;
+  }
+
+  private async spawnFor(starting: Agent, previous: AgentStatus, signal: AbortSignal | undefined, options: StartOptions): Promise<Agent> {
+    const agentId = starting.config.agentId;
+    const { token, hash } = newToken();
+    let started: { containerId: string; startedAt: number };
+    try {
+      started = await this.backend.spawn(this.containerSpec(starting, token, options), signal);
+    } catch (err) {
+      this.registry.setStatus(this.registry.get(agentId), previous, `start failed: ${errorMessage(err)}`);
+      throw err;
+    }
+    try {
+      const current = this.registry.get(agentId);
+      return this.registry.update(current, {
+        status: "running",
+        statusReason: options.taskId ? `running task ${options.taskId}` : "running",
+        containerId: started.containerId,
+        startedAt: this.registry.now(),
+        lastActivity: this.registry.now(),
+        exitCode: undefined,
+        restartCount: current.executionCount > 0 ? current.restartCount + 1 : current.restartCount,
+        executionCount: current.executionCount + 1,
+        crashRestarts: options.crashRestart ? current.crashRestarts : 0,
+        tokenHash: hash,
+      });
+    } catch (err) {
+      // The container must not outlive a start we could not record.
+      await this.removeContainer(agentId, started.containerId);
+      throw err;
     }
   }
 

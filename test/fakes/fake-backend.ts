@@ -37,6 +37,8 @@ export class FakeBackend implements ContainerBackend {
   down = false;
   /** Resolves a spawn only when the test calls the function it receives. */
   spawnGate: ((release: () => void) => void) | undefined;
+  /** The next container exits with this code before spawn returns (an instant exit). */
+  exitDuringSpawn: number | undefined;
   calls: string[] = [];
   private seq = 0;
   private readonly watchers = new Set<ContainerWatchHandler>();
@@ -68,6 +70,10 @@ export class FakeBackend implements ContainerBackend {
     const c: FakeContainer = { id, spec, running: true, oomKilled: false, output: "", startedAt: Date.now(), waiters: [] };
     this.containers.set(id, c);
     this.emit({ type: "start", containerId: id, labels: spec.labels, time: Date.now() });
+    if (this.exitDuringSpawn !== undefined) {
+      this.exit(id, this.exitDuringSpawn);
+      this.exitDuringSpawn = undefined;
+    }
     return { containerId: id, startedAt: c.startedAt };
   }
 

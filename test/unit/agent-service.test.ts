@@ -327,6 +327,10 @@ describe("container exits", () => {
 
   it("handles an exit that arrives before the start is recorded", async () => {
     const { service, backend } = await makeService();
+    await service.register(cfg("instant"));
+    backend.exitDuringSpawn = 0;
+    await service.start("instant");
+    await vi.waitFor(() => expect(service.get("instant")).toMatchObject({ status: "idle", exitCode: 0 }));
     await service.register(cfg("quick"));
     let release: () => void = () => {};
     backend.spawnGate = (r) => {
