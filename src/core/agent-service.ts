@@ -315,10 +315,10 @@ export class AgentService {
     });
   }
 
-  /** Whether a container still runs: false when it exited or is gone. UNAVAILABLE when the engine cannot tell. */
-  async containerRunning(containerId: string, signal?: AbortSignal): Promise<boolean> {
+  /** Where a container is: running, exited (its exit is being handled) or gone. UNAVAILABLE when the engine cannot tell. */
+  async containerState(containerId: string, signal?: AbortSignal): Promise<"running" | "exited" | "gone"> {
     const info = await this.backend.inspect(containerId, signal);
-    return info?.running ?? false;
+    return info === undefined ? "gone" : info.running ? "running" : "exited";
   }
 
   enforceLifecycle(signal?: AbortSignal): Promise<string[]> {

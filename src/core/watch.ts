@@ -39,8 +39,10 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
   const queue: StoredEvent[] = [];
   let overflowed = false;
   let wake: (() => void) | undefined;
+  const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
+  // Filtered here, so a watcher of a few ids is not cut off by traffic on others.
   const unsubscribe = bus.subscribe((event) => {
-    if (event.kind !== opts.kind) return;
+    if (event.kind !== opts.kind || !matches(event)) return;
     if (queue.length >= opts.maxBuffer) {
       overflowed = true;
     } else {
@@ -50,7 +52,6 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
   });
   const onAbort = () => wake?.();
   opts.signal.addEventListener("abort", onAbort);
-  const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
   try {
     let last: number;
     if (opts.snapshot) {
@@ -84,10 +85,8 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
       if (event) {
         if (event.revision <= last) continue; // already replayed
         last = event.revision;
-        if (matches(event)) {
-          lastSent = Date.now();
-          yield toItem<T>(event);
-        }
+        lastSent = Date.now();
+        yield toItem<T>(event);
         continue;
       }
       const waitMs = opts.bookmarkIntervalMs > 0 ? Math.max(0, lastSent + opts.bookmarkIntervalMs - Date.now()) : undefined;

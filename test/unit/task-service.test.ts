@@ -243,6 +243,16 @@ describe("zombies and restarts", () => {
     expect(backend.running()).toHaveLength(0);
   });
 
+  it("does not reap a task whose container just exited normally", async () => {
+    const { tasks, backend } = await setup();
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await tasks.submit(submit())).taskId);
+    await vi.waitFor(() => expect(backend.running()).toHaveLength(5));
+    for (const c of backend.running()) backend.exit(c.id, 0);
+    expect(await tasks.reapZombies()).toEqual([]);
+    for (const id of ids) await until(tasks, id, (t) => t.state === "completed");
+  });
+
   it("a task whose container is removed from outside ends FAILED/ZOMBIE as soon as the engine says so", async () => {
     const { tasks, backend } = await setup();
     const task = await tasks.submit(submit());

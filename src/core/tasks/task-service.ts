@@ -251,12 +251,18 @@ export class TaskService {
       const tooOld = now - (task.startedAt ?? now) > this.config.zombieTimeoutMs;
       let gone = false;
       if (task.containerId) {
+        const agent = this.deps.agents.registry.find(task.agentId);
+        // An agent no longer on this container has had its exit noticed: the task is being finished.
+        if (agent && agent.containerId === task.containerId && agent.status !== "running" && !tooOld) continue;
+        let state: "running" | "exited" | "gone";
         try {
-          gone = !(await this.deps.agents.containerRunning(task.containerId, signal));
+          state = await this.deps.agents.containerState(task.containerId, signal);
         } catch (err) {
           this.logger.debug({ taskId: task.taskId, err: errorMessage(err) }, "zombie check skipped: engine unreachable");
           continue;
         }
+        // An exited container's end is on its way through the events; only a vanished one is a zombie.
+        gone = state === "gone";
       } else {
         gone = !run; // no container yet and nobody starting one
       }

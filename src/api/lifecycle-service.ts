@@ -1,0 +1,139 @@
+/**
+ * LifecycleService handlers for tasks and their limits: a thin layer that maps the
+ * request to the core's terms, calls TaskService (passing the call's signal), and maps
+ * the answer back. Codes are decided only in ./errors.ts. The A2A RPCs and WatchTasks
+ * are implemented elsewhere and merged in; until they are given they answer UNIMPLEMENTED.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
+import { invalidArgument } from "../core/errors.js";
+import type { EventBus } from "../core/event-bus.js";
+import type { Logger, Store } from "../core/ports.js";
+import type { TaskService } from "../core/tasks/task-service.js";
+import { isTerminal, type Task } from "../core/tasks/task.js";
+import { watchEvents } from "../core/watch.js";
+import { withErrors } from "./errors.js";
+import {
+  lifecycleConfigPatchFromProto,
+  lifecycleConfigToProto,
+  submitTaskInputFromProto,
+  taskStateFromProto,
+  taskToProto,
+} from "./task-mapping.js";
+type LifecycleImpl = ServiceImpl<typeof LifecycleService>;
+
+/** The part of the core's TaskService these handlers use. */
+export type TasksApi = Pick<TaskService, "submit" | "get" | "list" | "cancel" | "retry" | "reapZombies" | "getConfig" | "updateConfig">;
+
+/** The RPCs implemented elsewhere (src/api/a2a-handlers.ts). */
+const A2A_METHODS = [
+  "publishAgentCard",
+  "getAgentCard",
+  "listAgentCards",
+  "sendMessage",
+  "streamMessages",
+  "ackMessages",
+  "sendAndWait",
+] as const satisfies readonly (keyof LifecycleImpl)[];
+
+export interface LifecycleServiceDeps {
+  tasks: TasksApi;
+  /** The event log and bus WatchTask follows (the store the tasks are written to). */
+  store: Store;
+  bus: EventBus;
+  logger: Logger;
+  /** The A2A handlers, merged in as given; missing ones answer UNIMPLEMENTED. */
+  a2a?: Partial<LifecycleImpl>;
+  /** WatchTasks (shares the watch machinery with WatchAgents); UNIMPLEMENTED when absent. */
+  watchTasks?: LifecycleImpl["watchTasks"];
+  /**
+   * Task events (of any task) a WatchTask consumer may fall behind by before its stream is
+   * ended with RESOURCE_EXHAUSTED (it then watches again and gets the current state first).
+   */
+  watchMaxBuffer?: number;
+}
+
+const DEFAULT_WATCH_MAX_BUFFER = 10_000;
+
+/** Creates the LifecycleService implementation over the core's task service. */
+export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImpl {
+  const { tasks, store, bus } = deps;
+  const maxBuffer = deps.watchMaxBuffer ?? DEFAULT_WATCH_MAX_BUFFER;
+
+  const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number] | "watchTasks"> = {
+    async submitTask(req) {
+      return { task: taskToProto(await tasks.submit(submitTaskInputFromProto(req))) };
+    },
+    getTask(req) {
+      return { task: taskToProto(tasks.get(req.taskId)) };
+    },
+    listTasks(req) {
+      const page = tasks.list({
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        state: taskStateFromProto(req.state),
+        agentId: req.agentId,
+      });
+      return { tasks: page.tasks.map(taskToProto), nextPageToken: page.nextPageToken, revision: BigInt(page.revision) };
+    },
+    async cancelTask(req) {
+      return { task: taskToProto(await tasks.cancel(req.taskId)) };
+    },
+    async retryTask(req) {
+      return { task: taskToProto(await tasks.retry(req.taskId, [...req.gaps])) };
+    },
+    async *watchTask(req, ctx) {
+      // Unknown or malformed id: an error before any message.
+      const taskId = tasks.get(req.taskId).taskId;
+      const events = watchEvents<Task>(store, bus, {
+        kind: "task",
+        match: (id) => id === taskId,
+        snapshot: () => [tasks.get(taskId)],
+        // No heartbeats: every message carries a change (HTTP/2 keeps the stream alive).
+        bookmarkIntervalMs: 0,
+        maxBuffer,
+        signal: ctx.signal,
+      });
+      for await (const item of events) {
+        if (item.entity === undefined) continue; // the snapshot's bookmark
+        yield { task: taskToProto(item.entity), revision: BigInt(item.revision) };
+        if (isTerminal(item.entity.state)) return;
+      }
+      // The watch ended before the task did: the call was cancelled or the server is shutting
+      // down. Say so, rather than ending OK as if the task had finished.
+      ctx.signal.throwIfAborted();
+    },
+    async reapZombies(_req, ctx) {
+      return { taskIds: await tasks.reapZombies(ctx.signal) };
+    },
+    getLifecycleConfig() {
+      return { config: lifecycleConfigToProto(tasks.getConfig()) };
+    },
+    updateLifecycleConfig(req) {
+      if (req.config === undefined) throw invalidArgument("config is required", { field: "config" });
+      const paths = req.updateMask?.paths ?? [];
+      const patch = lifecycleConfigPatchFromProto(req.config, paths, tasks.getConfig());
+      return { config: lifecycleConfigToProto(tasks.updateConfig(patch, paths)) };
+    },
+  };
+
+  // Only the A2A methods are taken from deps.a2a, so it cannot replace a task handler by accident.
+  const a2a = Object.fromEntries(A2A_METHODS.map((name) => [name, deps.a2a?.[name] ?? notImplemented(name)]));
+  const all = { ...impl, ...a2a, watchTasks: deps.watchTasks ?? notImplemented("watchTasks") } as LifecycleImpl;
+  // Wrapping twice is harmless (a ConnectError passes through), so merged handlers get the same mapping.
+  return withErrors(LifecycleService, all, deps.logger);
+}
+
+/** A handler that answers UNIMPLEMENTED (a generator for streaming methods). */
+function notImplemented(localName: string): (...args: unknown[]) => unknown {
+  const method = LifecycleService.methods.find((m) => m.localName === localName);
+  const error = () => new ConnectError(`agentorch.v1.LifecycleService.${method?.name ?? localName} is not implemented yet`, Code.Unimplemented);
+  if (method?.methodKind === "server_streaming") {
+    // eslint-disable-next-line require-yield
+    return async function* () {
+      throw error();
+    };
+  }
+  return () => Promise.reject(error());
+}

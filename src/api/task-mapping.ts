@@ -1,0 +1,239 @@
+/**
+ * Proto <-> domain mapping for tasks (LifecycleService). Only shape and number
+ * conversions happen here (enums, Durations, int64); every rule about what a valid
+ * directive, template or limit is stays in the core (src/core/tasks/), so a value the
+ * core refuses is passed through for it to refuse.
+ */
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { type Duration, durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  type Resources as ResourcesProto,
+  ResourcesSchema,
+  SandboxPolicy as SandboxPolicyProto,
+} from "../../gen/agentorch/v1/agent_pb.js";
+import type { SubmitTaskRequest } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
+import {
+  type Directive as DirectiveProto,
+  DirectiveSchema,
+  type LifecycleConfig as LifecycleConfigProto,
+  LifecycleConfigSchema,
+  type Task as TaskProto,
+  TaskPriority as TaskPriorityProto,
+  type TaskResult as TaskResultProto,
+  TaskResultSchema,
+  TaskSchema,
+  TaskState as TaskStateProto,
+  type TaskTemplate as TaskTemplateProto,
+  TaskTemplateSchema,
+} from "../../gen/agentorch/v1/task_pb.js";
+import type { Resources, SandboxPolicy } from "../core/agent.js";
+import { invalidArgument } from "../core/errors.js";
+import type { DirectiveInput, TaskTemplateInput } from "../core/tasks/directive.js";
+import { LIFECYCLE_CONFIG_PATHS, type LifecycleConfig } from "../core/tasks/lifecycle-config.js";
+import type { Directive, Task, TaskPriority, TaskResult, TaskState, TaskTemplate } from "../core/tasks/task.js";
+import type { SubmitTaskInput } from "../core/tasks/task-service.js";
+import { durationToMs, int64ToNumber, policyFromProto } from "./agent-mapping.js";
+
+const PRIORITY_TO_PROTO: Readonly<Record<TaskPriority, TaskPriorityProto>> = {
+  low: TaskPriorityProto.LOW,
+  normal: TaskPriorityProto.NORMAL,
+  high: TaskPriorityProto.HIGH,
+  critical: TaskPriorityProto.CRITICAL,
+};
+const PRIORITY_FROM_PROTO = invert(PRIORITY_TO_PROTO);
+
+const STATE_TO_PROTO: Readonly<Record<TaskState, TaskStateProto>> = {
+  submitted: TaskStateProto.SUBMITTED,
+  working: TaskStateProto.WORKING,
+  completed: TaskStateProto.COMPLETED,
+  failed: TaskStateProto.FAILED,
+  canceled: TaskStateProto.CANCELED,
+  rejected: TaskStateProto.REJECTED,
+};
+const STATE_FROM_PROTO = invert(STATE_TO_PROTO);
+
+// Not exported by agent-mapping.ts (it keeps its own table private); the two must agree.
+const POLICY_TO_PROTO: Readonly<Record<SandboxPolicy, SandboxPolicyProto>> = {
+  container: SandboxPolicyProto.CONTAINER,
+  container_direct: SandboxPolicyProto.CONTAINER_DIRECT,
+};
+
+function invert<K extends string, V extends number>(table: Readonly<Record<K, V>>): ReadonlyMap<number, K> {
+  return new Map(Object.entries(table).map(([k, v]) => [v as number, k as K]));
+}
+
+/** UNSPECIFIED means NORMAL; a number this build does not know is INVALID_ARGUMENT. */
+export function taskPriorityFromProto(priority: TaskPriorityProto, field = "priority"): TaskPriority {
+  if (priority === TaskPriorityProto.UNSPECIFIED) return "normal";
+  const domain = PRIORITY_FROM_PROTO.get(priority);
+  if (domain === undefined) throw invalidArgument(`${field} is not a known TaskPriority (got ${priority})`, { field });
+  return domain;
+}
+
+/** The proto enum value of a domain priority. */
+export function taskPriorityToProto(priority: TaskPriority): TaskPriorityProto {
+  return PRIORITY_TO_PROTO[priority];
+}
+
+/** A state filter: UNSPECIFIED means none; a number this build does not know is INVALID_ARGUMENT. */
+export function taskStateFromProto(state: TaskStateProto, field = "state"): TaskState | undefined {
+  if (state === TaskStateProto.UNSPECIFIED) return undefined;
+  const domain = STATE_FROM_PROTO.get(state);
+  if (domain === undefined) throw invalidArgument(`${field} is not a known TaskState (got ${state})`, { field });
+  return domain;
+}
+
+/** The proto enum value of a domain state. */
+export function taskStateToProto(state: TaskState): TaskStateProto {
+  return STATE_TO_PROTO[state];
+}
+
+/** The proto enum value of a domain sandbox policy. */
+export function policyToProto(policy: SandboxPolicy): SandboxPolicyProto {
+  return POLICY_TO_PROTO[policy];
+}
+
+/** Resource limits as the core takes them; int64s that do not fit a JS number are INVALID_ARGUMENT naming the field. */
+export function resourcesFromProto(r: ResourcesProto, prefix = "resources"): NonNullable<TaskTemplateInput["resources"]> {
+  return {
+    memoryBytes: int64ToNumber(r.memoryBytes, `${prefix}.memory_bytes`),
+    cpus: r.cpus,
+    pidsLimit: int64ToNumber(r.pidsLimit, `${prefix}.pids_limit`),
+    maxOutputBytes: int64ToNumber(r.maxOutputBytes, `${prefix}.max_output_bytes`),
+  };
+}
+
+/** Validated resource limits as the client sees them. */
+export function resourcesToProto(r: Resources): ResourcesProto {
+  return create(ResourcesSchema, {
+    memoryBytes: BigInt(r.memoryBytes),
+    cpus: r.cpus,
+    pidsLimit: BigInt(r.pidsLimit),
+    maxOutputBytes: BigInt(r.maxOutputBytes),
+  });
+}
+
+/** A directive as the core takes it; a missing one stays undefined for the core to refuse. */
+export function directiveFromProto(d: DirectiveProto | undefined): DirectiveInput | undefined {
+  if (d === undefined) return undefined;
+  return {
+    goal: d.goal,
+    constraints: [...d.constraints],
+    acceptanceCriteria: [...d.acceptanceCriteria],
+    originalRequest: d.originalRequest,
+  };
+}
+
+/** A stored directive as the client sees it. */
+export function directiveToProto(d: Directive): DirectiveProto {
+  return create(DirectiveSchema, {
+    goal: d.goal,
+    constraints: [...d.constraints],
+    acceptanceCriteria: [...d.acceptanceCriteria],
+    originalRequest: d.originalRequest,
+  });
+}
+
+/** A template as the core takes it (fields named "template.…" in errors). */
+export function taskTemplateFromProto(t: TaskTemplateProto): TaskTemplateInput {
+  return {
+    image: t.image,
+    command: [...t.command],
+    env: { ...t.env },
+    policy: policyFromProto(t.policy),
+    resources: t.resources === undefined ? undefined : resourcesFromProto(t.resources, "template.resources"),
+  };
+}
+
+/** A validated template (defaults filled in) as the client sees it. */
+export function taskTemplateToProto(t: TaskTemplate): TaskTemplateProto {
+  return create(TaskTemplateSchema, {
+    image: t.image,
+    command: [...t.command],
+    env: { ...t.env },
+    policy: POLICY_TO_PROTO[t.policy],
+    resources: resourcesToProto(t.resources),
+  });
+}
+
+/** A task's result; data (parsed JSON of the result file) becomes a google.protobuf.Struct. */
+export function taskResultToProto(r: TaskResult): TaskResultProto {
+  return create(TaskResultSchema, {
+    success: r.success,
+    exitCode: r.exitCode,
+    output: r.output,
+    outputTruncated: r.outputTruncated,
+    duration: durationFromMs(r.durationMs),
+    // The core parsed it with JSON.parse and checked it is an object: it is JSON by construction.
+    data: r.data === undefined ? undefined : (r.data as JsonObject),
+    dataError: r.dataError,
+  });
+}
+
+/** A task as the client sees it; the scheduling sequence and requested timeout stay internal. */
+export function taskToProto(t: Task): TaskProto {
+  return create(TaskSchema, {
+    taskId: t.taskId,
+    agentId: t.agentId,
+    directive: directiveToProto(t.directive),
+    priority: PRIORITY_TO_PROTO[t.priority],
+    state: STATE_TO_PROTO[t.state],
+    stateReason: t.stateReason ?? "",
+    stateMessage: t.stateMessage,
+    attempt: t.attempt,
+    parentTaskId: t.parentTaskId ?? "",
+    createdAt: timestampFromMs(t.createdAt),
+    startedAt: t.startedAt === undefined ? undefined : timestampFromMs(t.startedAt),
+    finishedAt: t.finishedAt === undefined ? undefined : timestampFromMs(t.finishedAt),
+    result: t.result === undefined ? undefined : taskResultToProto(t.result),
+    // Before start: as submitted (0 = none asked for: unset); from start: the limit it runs under.
+    timeout: t.timeoutMs > 0 ? durationFromMs(t.timeoutMs) : undefined,
+    template: t.template === undefined ? undefined : taskTemplateToProto(t.template),
+    ephemeral: t.ephemeral,
+    containerId: t.containerId,
+  });
+}
+
+/** The core's submit input from a SubmitTask request. */
+export function submitTaskInputFromProto(req: SubmitTaskRequest): SubmitTaskInput {
+  const input: SubmitTaskInput = {
+    directive: directiveFromProto(req.directive),
+    priority: taskPriorityFromProto(req.priority),
+    timeoutMs: req.timeout === undefined ? 0 : durationToMs(req.timeout, "timeout"),
+  };
+  if (req.target.case === "agentId") input.agentId = req.target.value;
+  else if (req.target.case === "template") input.template = taskTemplateFromProto(req.target.value);
+  return input;
+}
+
+/** The limits in force as the client sees them. */
+export function lifecycleConfigToProto(c: LifecycleConfig): LifecycleConfigProto {
+  return create(LifecycleConfigSchema, {
+    maxExecutionTime: durationFromMs(c.maxExecutionTimeMs),
+    maxConcurrentTasks: c.maxConcurrentTasks,
+    zombieTimeout: durationFromMs(c.zombieTimeoutMs),
+    maxQueuedTasks: c.maxQueuedTasks,
+  });
+}
+
+/**
+ * The patch UpdateLifecycleConfig asks for: current values, with the fields named in
+ * paths taken from config. Only masked fields are converted (the others are ignored, as
+ * the proto says); an unset masked Duration is 0, which the core refuses as out of range.
+ * Unknown or repeated paths are left for the core to refuse.
+ */
+export function lifecycleConfigPatchFromProto(
+  config: LifecycleConfigProto,
+  paths: readonly string[],
+  current: LifecycleConfig,
+): LifecycleConfig {
+  const patch = { ...current };
+  const ms = (d: Duration | undefined, field: string) => (d === undefined ? 0 : durationToMs(d, field));
+  for (const path of paths) {
+    if (path === "max_execution_time") patch[LIFECYCLE_CONFIG_PATHS[path]] = ms(config.maxExecutionTime, "config.max_execution_time");
+    else if (path === "zombie_timeout") patch[LIFECYCLE_CONFIG_PATHS[path]] = ms(config.zombieTimeout, "config.zombie_timeout");
+    else if (path === "max_concurrent_tasks") patch[LIFECYCLE_CONFIG_PATHS[path]] = config.maxConcurrentTasks;
+    else if (path === "max_queued_tasks") patch[LIFECYCLE_CONFIG_PATHS[path]] = config.maxQueuedTasks;
+  }
+  return patch;
+}
