@@ -1,18 +1,17 @@
 /**
  * LifecycleService handlers for tasks and their limits: a thin layer that maps the
  * request to the core's terms, calls TaskService (passing the call's signal), and maps
- * the answer back. Codes are decided only in ./errors.ts. The A2A RPCs and WatchTasks
- * are implemented elsewhere and merged in; until they are given they answer UNIMPLEMENTED.
+ * the answer back. Codes are decided only in ./errors.ts. The A2A RPCs are implemented
+ * in ./a2a-handlers.ts and merged in; until they are given they answer UNIMPLEMENTED.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { invalidArgument } from "../core/errors.js";
-import type { EventBus } from "../core/event-bus.js";
-import type { Logger, Store } from "../core/ports.js";
+import type { Logger } from "../core/ports.js";
 import type { TaskService } from "../core/tasks/task-service.js";
-import { isTerminal, type Task } from "../core/tasks/task.js";
-import { watchEvents } from "../core/watch.js";
+import { isTerminal } from "../core/tasks/task.js";
+import { eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
 import { withErrors } from "./errors.js";
 import {
   lifecycleConfigPatchFromProto,
@@ -24,7 +23,10 @@ import {
 type LifecycleImpl = ServiceImpl<typeof LifecycleService>;
 
 /** The part of the core's TaskService these handlers use. */
-export type TasksApi = Pick<TaskService, "submit" | "get" | "list" | "cancel" | "retry" | "reapZombies" | "getConfig" | "updateConfig">;
+export type TasksApi = Pick<
+  TaskService,
+  "submit" | "get" | "list" | "cancel" | "retry" | "reapZombies" | "getConfig" | "updateConfig" | "watch"
+>;
 
 /** The RPCs implemented elsewhere (src/api/a2a-handlers.ts). */
 const A2A_METHODS = [
@@ -39,29 +41,16 @@ const A2A_METHODS = [
 
 export interface LifecycleServiceDeps {
   tasks: TasksApi;
-  /** The event log and bus WatchTask follows (the store the tasks are written to). */
-  store: Store;
-  bus: EventBus;
   logger: Logger;
   /** The A2A handlers, merged in as given; missing ones answer UNIMPLEMENTED. */
   a2a?: Partial<LifecycleImpl>;
-  /** WatchTasks (shares the watch machinery with WatchAgents); UNIMPLEMENTED when absent. */
-  watchTasks?: LifecycleImpl["watchTasks"];
-  /**
-   * Task events (of any task) a WatchTask consumer may fall behind by before its stream is
-   * ended with RESOURCE_EXHAUSTED (it then watches again and gets the current state first).
-   */
-  watchMaxBuffer?: number;
 }
-
-const DEFAULT_WATCH_MAX_BUFFER = 10_000;
 
 /** Creates the LifecycleService implementation over the core's task service. */
 export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImpl {
-  const { tasks, store, bus } = deps;
-  const maxBuffer = deps.watchMaxBuffer ?? DEFAULT_WATCH_MAX_BUFFER;
+  const { tasks } = deps;
 
-  const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number] | "watchTasks"> = {
+  const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number]> = {
     async submitTask(req) {
       return { task: taskToProto(await tasks.submit(submitTaskInputFromProto(req))) };
     },
@@ -86,23 +75,27 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
     async *watchTask(req, ctx) {
       // Unknown or malformed id: an error before any message.
       const taskId = tasks.get(req.taskId).taskId;
-      const events = watchEvents<Task>(store, bus, {
-        kind: "task",
-        match: (id) => id === taskId,
-        snapshot: () => [tasks.get(taskId)],
-        // No heartbeats: every message carries a change (HTTP/2 keeps the stream alive).
-        bookmarkIntervalMs: 0,
-        maxBuffer,
-        signal: ctx.signal,
-      });
+      const events = tasks.watch({ ids: [taskId], resumeAfter: 0, sendInitialState: true, signal: ctx.signal });
       for await (const item of events) {
-        if (item.entity === undefined) continue; // the snapshot's bookmark
+        if (item.entity === undefined) continue; // bookmarks: every message of this stream carries the task
         yield { task: taskToProto(item.entity), revision: BigInt(item.revision) };
         if (isTerminal(item.entity.state)) return;
       }
       // The watch ended before the task did: the call was cancelled or the server is shutting
       // down. Say so, rather than ending OK as if the task had finished.
       ctx.signal.throwIfAborted();
+    },
+    async *watchTasks(req, ctx) {
+      const events = tasks.watch({
+        ids: req.taskIds,
+        agentId: req.agentId,
+        resumeAfter: int64ToNumber(req.resumeAfterRevision, "resume_after_revision"),
+        sendInitialState: req.sendInitialState,
+        signal: ctx.signal,
+      });
+      for await (const item of events) {
+        yield { event: { type: eventTypeToProto(item.type), revision: BigInt(item.revision), task: item.entity && taskToProto(item.entity) } };
+      }
     },
     async reapZombies(_req, ctx) {
       return { taskIds: await tasks.reapZombies(ctx.signal) };
@@ -120,7 +113,7 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
 
   // Only the A2A methods are taken from deps.a2a, so it cannot replace a task handler by accident.
   const a2a = Object.fromEntries(A2A_METHODS.map((name) => [name, deps.a2a?.[name] ?? notImplemented(name)]));
-  const all = { ...impl, ...a2a, watchTasks: deps.watchTasks ?? notImplemented("watchTasks") } as LifecycleImpl;
+  const all = { ...impl, ...a2a } as LifecycleImpl;
   // Wrapping twice is harmless (a ConnectError passes through), so merged handlers get the same mapping.
   return withErrors(LifecycleService, all, deps.logger);
 }

@@ -50,7 +50,7 @@ async function setup(extra: Partial<LifecycleServiceDeps> = {}) {
   await agents.open();
   await tasks.open();
   const transport = createRouterTransport(({ service }) => {
-    service(LifecycleService, createLifecycleService({ tasks, store, bus, logger, ...extra }));
+    service(LifecycleService, createLifecycleService({ tasks, logger, ...extra }));
   });
   const client = createClient(LifecycleService, transport);
   closers.push(async () => {
@@ -471,7 +471,6 @@ describe("A2A and WatchTasks", () => {
       for await (const _ of it) throw new Error("no message expected");
     };
     expect(await codeOf(drain(s.client.streamMessages({ agentId: "a" })))).toBe(Code.Unimplemented);
-    expect(await codeOf(drain(s.client.watchTasks({})))).toBe(Code.Unimplemented);
   });
 
   it("serve the handlers given in deps", async () => {
@@ -485,14 +484,8 @@ describe("A2A and WatchTasks", () => {
         // Not an A2A method: ignored, the real handler stays.
         getTask: () => ({}),
       },
-      async *watchTasks() {
-        yield { event: { revision: 9n } };
-      },
     });
     expect((await s.client.getAgentCard({ agentId: "a" })).card).toMatchObject({ agentId: "a", name: "card" });
-    const revisions: bigint[] = [];
-    for await (const m of s.client.watchTasks({})) revisions.push(m.event!.revision);
-    expect(revisions).toEqual([9n]);
     expect(await codeOf(s.client.ackMessages({}))).toBe(Code.Unimplemented);
     expect(await codeOf(s.client.listAgentCards({}))).toBe(Code.NotFound);
     expect(await codeOf(s.client.getTask({ taskId: "task-nope" }))).toBe(Code.NotFound);

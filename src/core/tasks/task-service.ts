@@ -10,7 +10,8 @@
  */
 import type { Agent } from "../agent.js";
 import type { AgentExit } from "../agent-supervisor.js";
-import { type AgentService, errorMessage } from "../agent-service.js";
+import { type AgentService, DEFAULT_WATCH_LIMITS, errorMessage, type WatchLimits, type WatchRequest } from "../agent-service.js";
+import { validateWatchIds, type WatchItem, watchEvents } from "../watch.js";
 import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
@@ -79,6 +80,8 @@ export interface TaskServiceDeps {
   defaults?: Partial<LifecycleConfig>;
   /** How often zombies are reaped by the timer; 0 disables it. */
   reapIntervalMs: number;
+  /** Watch streams' heartbeat interval and per-consumer buffer. */
+  watch?: WatchLimits;
 }
 
 /** A task this process is running: why it is being stopped, if it is, and when it ends. */
@@ -204,6 +207,31 @@ export class TaskService {
 
   stats() {
     return this.scheduler.stats();
+  }
+
+  /**
+   * Task events, replayed after a revision or after a snapshot, then live. The snapshot
+   * holds the SUBMITTED and WORKING tasks (finished ones are kept forever, so sending all
+   * of them would grow without bound) plus every task named in ids, whatever its state.
+   */
+  watch(req: WatchRequest & { agentId?: string }): AsyncGenerator<WatchItem<Task>> {
+    const ids = validateWatchIds(req.ids, validateTaskId, "task_ids");
+    const agentId = req.agentId ? validateTaskId(req.agentId, "agent_id") : undefined;
+    const match = (id: string, t: Task) => (!ids || ids.has(id)) && (!agentId || t.agentId === agentId);
+    const { tasks, store, bus } = this.deps;
+    const snapshot = () => {
+      const open = tasks.tasksWithState(["submitted", "working"]).filter((t) => match(t.taskId, t));
+      const named = ids ? [...ids].flatMap((id) => tasks.getTask(id) ?? []).filter((t) => !open.some((o) => o.taskId === t.taskId)) : [];
+      return [...open, ...named].filter((t) => match(t.taskId, t));
+    };
+    return watchEvents<Task>(store, bus, {
+      kind: "task",
+      match,
+      resumeAfter: req.sendInitialState ? undefined : req.resumeAfter,
+      snapshot: req.sendInitialState ? snapshot : undefined,
+      ...(this.deps.watch ?? DEFAULT_WATCH_LIMITS),
+      signal: req.signal,
+    });
   }
 
   // ------------------------------------------------------------------ submit, cancel, retry

@@ -1,0 +1,266 @@
+/**
+ * One listening socket (TCP port or unix socket) that serves HTTP/2 cleartext and
+ * HTTP/1.1 with the same request handler, so gRPC, gRPC-Web and Connect all work on
+ * one port. Node's cleartext http2 server ignores allowHTTP1, so each connection's first
+ * bytes are sniffed: the HTTP/2 preface starts with "PRI ", anything else goes to the
+ * HTTP/1.1 server (which answers garbage with 400 and closes).
+ *
+ * close() is graceful: stop accepting, GOAWAY to HTTP/2 sessions, close idle HTTP/1.1
+ * connections, let in-flight calls finish, and after the grace period destroy what is
+ * left. Long-lived streams are the application's to end (see app.shutdownSignal).
+ */
+import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import path from "node:path";
+import type { Logger } from "../core/ports.js";
+
+/** What connectNodeAdapter returns: serves both http and http2 requests. */
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface ListenerOptions {
+  /** TCP: host and port (0 picks a free port). */
+  host?: string;
+  port?: number;
+  /** Unix socket instead of TCP: its directory is created 0755; a stale socket file is replaced. */
+  socketPath?: string;
+  /** File mode of the unix socket. Default 0660 (owner and group may connect). */
+  socketMode?: number;
+  handler: RequestHandler;
+  logger: Logger;
+  /** How long close() lets in-flight calls run before destroying connections. Default 10 s. */
+  graceMs?: number;
+  /** A connection that has not sent enough bytes to be classified by then is dropped. Default 10 s. */
+  sniffTimeoutMs?: number;
+  /** HTTP/1.1: time allowed to receive request headers. Default 20 s. */
+  headersTimeoutMs?: number;
+  /** HTTP/1.1: an idle keep-alive connection is closed after this. Default 30 s. */
+  keepAliveTimeoutMs?: number;
+}
+
+export type ListenerAddress = { host: string; port: number } | { socketPath: string };
+
+/** A started (or startable) listener; see createListener. */
+export interface Listener {
+  listen(): Promise<ListenerAddress>;
+  /** Graceful close; resolves once every connection is closed. Idempotent. */
+  close(): Promise<void>;
+  /** Open connections (for tests and logs). */
+  connectionCount(): number;
+}
+
+const H2_PREFACE = Buffer.from("PRI ");
+/** How long after an early gRPC answer its unread request stream is reset. */
+const UNREAD_BODY_RESET_MS = 1000;
+
+/** Creates a listener for TCP (host/port) or a unix socket (socketPath); call listen() to start. */
+export function createListener(opts: ListenerOptions): Listener {
+  const log = opts.logger.child({ component: "listener" });
+  const graceMs = opts.graceMs ?? 10_000;
+  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
+  const sockets = new Set<net.Socket>();
+  const sniffing = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  /** HTTP/1.1 responses not yet finished: at shutdown they are told not to keep the connection. */
+  const h1Responses = new Set<http.ServerResponse>();
+  const onRequest: RequestHandler = (req, res) => {
+    if (res instanceof http.ServerResponse) {
+      // A request that arrives during shutdown is still served, but its connection is not kept.
+      if (closing) res.shouldKeepAlive = false;
+      h1Responses.add(res);
+      res.once("close", () => h1Responses.delete(res));
+    } else {
+      // A gRPC error sent before the request body was read (e.g. a message over the size
+      // limit) would leave the stream open for good: the client is blocked by flow control
+      // and the compat layer has stopped reading. As gRPC servers do, reset the stream
+      // (NO_ERROR) after the trailers that carry the status; they have no "sent" event, and
+      // a reset queued right behind them can destroy them, so this waits a moment.
+      const stream = (req as http2.Http2ServerRequest).stream;
+      stream.once("finish", () => {
+        if (req.complete) return;
+        setTimeout(() => {
+          if (stream.closed) return;
+          stream.close(http2.constants.NGHTTP2_NO_ERROR);
+          // Node frees a stream closed with NO_ERROR once its body is read to the end, which
+          // the (destroyed) compat request no longer does: drop what is left.
+          stream.removeAllListeners("data");
+          stream.on("data", () => undefined).resume();
+        }, UNREAD_BODY_RESET_MS).unref();
+      });
+    }
+    opts.handler(req, res);
+  };
+
+  const h1 = http.createServer(
+    {
+      requestTimeout: 300_000, // receiving a whole request; responses (streams) are not limited
+      headersTimeout: opts.headersTimeoutMs ?? 20_000,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+    },
+    onRequest,
+  );
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    log.debug({ err: err.message, code: err.code }, "bad HTTP/1.1 request; closing connection");
+    if (socket.writable && !socket.destroyed) {
+      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    }
+    socket.destroy();
+  });
+  // The HTTP/1.1 server never listens itself; connection tracking (used by
+  // closeIdleConnections and the headers/request timeouts) starts on "listening".
+  h1.emit("listening");
+
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, onRequest);
+  h2.setTimeout(0);
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (err) => log.debug({ err: err.message }, "HTTP/2 session error"));
+    if (closing) session.close();
+  });
+  h2.on("sessionError", (err) => log.debug({ err: err.message }, "HTTP/2 session error"));
+
+  // Half-open like http.Server's own sockets: a client that shuts its sending side after
+  // a request still gets the response.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    // Errors (resets) are normal for clients that vanish; the HTTP layers see them too.
+    socket.on("error", (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, "connection error"));
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    sniff(socket);
+  });
+  server.on("error", (err) => log.error({ err }, "listener error"));
+
+  function sniff(socket: net.Socket): void {
+    sniffing.add(socket);
+    let head: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      log.debug({}, "connection sent too little to classify; dropping it");
+      socket.destroy();
+    }, sniffTimeoutMs);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      sniffing.delete(socket);
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("close", done);
+    };
+    const onEnd = () => {
+      done();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const prefaceSoFar = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (prefaceSoFar && head.length < H2_PREFACE.length) return; // "P", "PR", "PRI": wait for more
+      done();
+      socket.pause();
+      socket.unshift(head);
+      if (prefaceSoFar) {
+        // The HTTP/2 session reads the bytes already buffered on the next tick; resuming
+        // here would let them flow past it.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume(); // the HTTP/1.1 parser only listens for "data"
+      }
+    };
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("close", done);
+  }
+
+  async function prepareSocketPath(socketPath: string): Promise<void> {
+    const dir = path.dirname(socketPath);
+    // A directory we create is 0755 whatever the umask; an existing one is left as it is.
+    if ((await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined) await chmod(dir, 0o755);
+    const st = await lstat(socketPath).catch(() => undefined);
+    if (st === undefined) return;
+    if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+    if (await socketAnswers(socketPath)) throw new Error(`${socketPath} is in use by another process`);
+    await unlink(socketPath);
+  }
+
+  return {
+    async listen() {
+      if (opts.socketPath !== undefined) {
+        const socketPath = opts.socketPath;
+        await prepareSocketPath(socketPath);
+        await listenOn(server, { path: socketPath });
+        await chmod(socketPath, opts.socketMode ?? 0o660);
+        return { socketPath };
+      }
+      await listenOn(server, { host: opts.host ?? "127.0.0.1", port: opts.port ?? 0 });
+      const addr = server.address() as net.AddressInfo;
+      return { host: addr.address, port: addr.port };
+    },
+
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        const started = Date.now();
+        for (const socket of sniffing) socket.destroy();
+        for (const session of sessions) session.close(); // GOAWAY; open streams may finish
+        for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
+        h1.closeIdleConnections();
+        // In-flight HTTP/1.1 requests leave idle connections behind as they finish.
+        const sweep = setInterval(() => h1.closeIdleConnections(), 50);
+        const grace = setTimeout(() => {
+          if (sockets.size > 0) log.warn({ connections: sockets.size, graceMs }, "grace period over; closing remaining connections");
+          for (const session of sessions) session.destroy();
+          for (const socket of sockets) socket.destroy();
+        }, graceMs);
+        grace.unref();
+        const finish = () => {
+          clearInterval(sweep);
+          clearTimeout(grace);
+          h1.close(); // stops its connection checker; it never listened itself
+          log.info({ durationMs: Date.now() - started }, "listener closed");
+          resolve();
+        };
+        // net.Server.close calls back once every connection (HTTP/1.1 or HTTP/2) has closed.
+        if (server.listening) server.close(finish);
+        else queueMicrotask(finish);
+      });
+      return closed;
+    },
+
+    connectionCount: () => sockets.size,
+  };
+}
+
+function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once("error", onError);
+    server.listen(options, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/** True when something accepts connections on the unix socket (so it is not stale). */
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path: socketPath });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * The agentorch process: configuration from the environment, the server, and signal
+ * handling. SIGTERM/SIGINT stop gracefully and exit 0 (containers keep running and are
+ * adopted at the next start); a second signal exits 1 at once.
+ */
+import path from "node:path";
+import { createApp } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import type { Config } from "./config.js";
+import { createLogger } from "./logger.js";
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`agentorch: invalid configuration: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger(config.logLevel);
+  // A client's bad input must never take the process down: log what escaped and go on.
+  process.on("uncaughtException", (err) => logger.error({ err }, "uncaught exception"));
+  process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled rejection"));
+
+  const app = createApp(config, { logger });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, "second signal; exiting now");
+      process.exit(1);
+    }
+    logger.info({ signal }, "signal received; stopping");
+    app.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  let addr: { host: string; port: number };
+  try {
+    addr = await app.start();
+  } catch (err) {
+    logger.error({ err, listen: `${config.listen.host}:${config.listen.port}` }, "agentorch failed to start");
+    process.exit(1);
+  }
+  const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+  logger.info(
+    {
+      listen: `${host}:${addr.port}`,
+      dataDir: path.resolve(config.dataDir),
+      docker: config.dockerHost,
+      dockerReachable: app.agents.engineHealthy(),
+      instanceId: app.instanceId,
+      pid: process.pid,
+    },
+    "agentorch started",
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error("agentorch: fatal:", err);
+  process.exit(1);
+});

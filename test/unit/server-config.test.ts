@@ -1,0 +1,110 @@
+/**
+ * Configuration from the environment and flags: defaults, parsing, and a start-up error
+ * that names the variable for every invalid value.
+ */
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseListen } from "../../src/server/config.js";
+
+describe("loadConfig", () => {
+  it("has the documented defaults", () => {
+    expect(loadConfig({}, [])).toEqual({
+      listen: { host: "127.0.0.1", port: 50051 },
+      dataDir: "./.agentorch-data",
+      dockerHost: "unix:///var/run/docker.sock",
+      imageAllowlist: [],
+      maxRunning: 100,
+      enforceIntervalMs: 5000,
+      containerUser: "65534:65534",
+      maxRequestBytes: 4 * 1024 * 1024,
+      shutdownGraceMs: 10_000,
+      logLevel: "info",
+      eventRetention: 100_000,
+    });
+  });
+
+  it("reads every variable", () => {
+    const config = loadConfig({
+      AGENTORCH_LISTEN: "[::1]:6000",
+      AGENTORCH_DATA_DIR: "/var/lib/agentorch",
+      DOCKER_HOST: "tcp://10.0.0.5:2375",
+      AGENTORCH_IMAGE_ALLOWLIST: " agentorch/ , registry.local/team ,, ",
+      AGENTORCH_MAX_RUNNING: "7",
+      AGENTORCH_ENFORCE_INTERVAL_MS: "250",
+      AGENTORCH_CONTAINER_USER: "1000:1000",
+      AGENTORCH_MAX_REQUEST_BYTES: "1MiB",
+      AGENTORCH_SHUTDOWN_GRACE_MS: "0",
+      AGENTORCH_LOG_LEVEL: "DEBUG",
+      AGENTORCH_EVENT_RETENTION: "500",
+    });
+    expect(config).toEqual({
+      listen: { host: "::1", port: 6000 },
+      dataDir: "/var/lib/agentorch",
+      dockerHost: "tcp://10.0.0.5:2375",
+      imageAllowlist: ["agentorch/", "registry.local/team"],
+      maxRunning: 7,
+      enforceIntervalMs: 250,
+      containerUser: "1000:1000",
+      maxRequestBytes: 1024 * 1024,
+      shutdownGraceMs: 0,
+      logLevel: "debug",
+      eventRetention: 500,
+    });
+  });
+
+  it("lets --listen and --data-dir override the variables", () => {
+    const env = { AGENTORCH_LISTEN: "127.0.0.1:1", AGENTORCH_DATA_DIR: "/a" };
+    expect(loadConfig(env, ["--listen", "0.0.0.0:7000", "--data-dir=/b"])).toMatchObject({
+      listen: { host: "0.0.0.0", port: 7000 },
+      dataDir: "/b",
+    });
+    expect(() => loadConfig({}, ["--port", "1"])).toThrow(/unknown flag "--port"/);
+    expect(() => loadConfig({}, ["--listen"])).toThrow(/--listen needs a value/);
+  });
+
+  it("parses listen addresses", () => {
+    expect(parseListen("X", "localhost:0")).toEqual({ host: "localhost", port: 0 });
+    expect(parseListen("X", ":50051")).toEqual({ host: "0.0.0.0", port: 50051 });
+    expect(parseListen("X", "[::]:80")).toEqual({ host: "::", port: 80 });
+    for (const bad of ["50051", "127.0.0.1", "127.0.0.1:65536", "127.0.0.1:-1", "::1:80", "[::1]80", "[127.0.0.1]:80", "a b:1", "host:port"]) {
+      expect(() => parseListen("AGENTORCH_LISTEN", bad), bad).toThrow(ConfigError);
+    }
+  });
+
+  it.each([
+    ["AGENTORCH_LISTEN", "nowhere"],
+    ["DOCKER_HOST", "/var/run/docker.sock"],
+    ["DOCKER_HOST", "unix://relative.sock"],
+    ["DOCKER_HOST", "http://localhost:2375"],
+    ["AGENTORCH_MAX_RUNNING", "0"],
+    ["AGENTORCH_MAX_RUNNING", "ten"],
+    ["AGENTORCH_MAX_RUNNING", "1.5"],
+    ["AGENTORCH_ENFORCE_INTERVAL_MS", "-5"],
+    ["AGENTORCH_CONTAINER_USER", "0:0"],
+    ["AGENTORCH_CONTAINER_USER", "root"],
+    ["AGENTORCH_MAX_REQUEST_BYTES", "12"],
+    ["AGENTORCH_MAX_REQUEST_BYTES", "4 parsecs"],
+    ["AGENTORCH_MAX_REQUEST_BYTES", "8GiB"],
+    ["AGENTORCH_SHUTDOWN_GRACE_MS", "soon"],
+    ["AGENTORCH_LOG_LEVEL", "loud"],
+    ["AGENTORCH_EVENT_RETENTION", "0"],
+  ])("refuses %s=%s with an error naming it", (name, value) => {
+    let caught: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).variable).toBe(name);
+    expect((caught as ConfigError).message).toContain(name);
+    expect((caught as ConfigError).message).toContain(value);
+  });
+
+  it("treats empty variables as unset", () => {
+    expect(loadConfig({ AGENTORCH_LISTEN: "", DOCKER_HOST: " ", AGENTORCH_MAX_RUNNING: "" })).toMatchObject({
+      listen: { host: "127.0.0.1", port: 50051 },
+      dockerHost: "unix:///var/run/docker.sock",
+      maxRunning: 100,
+    });
+  });
+});
