@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "node_modules/**", "dist/**", "coverage/**", "bin/**"] },
+  { ignores: ["gen/**", "node_modules/**", "dist/**", "coverage/**", ".scratch-*/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
