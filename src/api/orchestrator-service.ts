@@ -78,10 +78,15 @@ export function createOrchestratorService(deps: {
           },
         };
       }
+      // The watch only ends when the call is cancelled or the server shuts down: say so
+      // (UNAVAILABLE at shutdown), rather than ending OK as if the stream were complete.
+      ctx.signal.throwIfAborted();
     },
     async *streamAgentOutput(req, ctx) {
       const tail = int64ToNumber(req.tailBytes, "tail_bytes");
       for await (const data of agents.streamOutput(req.agentId, tail, req.follow, ctx.signal)) yield { data };
+      // OK means the output ended (the container stopped); a shutdown ends it with UNAVAILABLE.
+      ctx.signal.throwIfAborted();
     },
     reportActivity(req) {
       return { agent: agentToProto(agents.touch(req.agentId)) };

@@ -44,7 +44,11 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
   const unsubscribe = bus.subscribe((event) => {
     if (event.kind !== opts.kind || !matches(event)) return;
     if (queue.length >= opts.maxBuffer) {
+      // Cut off: what is queued will never be sent, so it is freed now, and nothing more is
+      // queued, even while a stalled consumer keeps the stream open.
       overflowed = true;
+      queue.length = 0;
+      unsubscribe();
     } else {
       queue.push(event);
     }
@@ -65,6 +69,8 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
       last = opts.resumeAfter === 0 ? store.oldestRevision() - 1 : checkResumable(store, opts.resumeAfter);
       for (;;) {
         const batch = store.readEvents(last, REPLAY_BATCH);
+        // Revisions have no gaps, so a jump means the log was pruned under a slow replay.
+        if (batch.length > 0 && batch[0]!.revision !== last + 1) throw prunedUnder(last, batch[0]!.revision);
         for (const e of batch) {
           last = e.revision;
           if (e.kind === opts.kind && matches(e)) yield toItem<T>(e);
@@ -94,7 +100,7 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
         wake = w;
       });
       wake = undefined;
-      if (timedOut && queue.length === 0 && !opts.signal.aborted) {
+      if (timedOut && queue.length === 0 && !overflowed && !opts.signal.aborted) {
         lastSent = Date.now();
         yield { type: "bookmark", revision: Math.max(last, store.currentRevision()) };
         last = Math.max(last, store.currentRevision());
@@ -129,6 +135,13 @@ function checkResumable(store: Store, resumeAfter: number): number {
     );
   }
   return resumeAfter;
+}
+
+function prunedUnder(last: number, oldest: number): AgentorchError {
+  return new AgentorchError(
+    "out_of_range",
+    `the events after revision ${last} were pruned while they were being replayed (oldest ${oldest}); list again and watch from its revision`,
+  );
 }
 
 function toItem<T>(e: StoredEvent): WatchItem<T> {
