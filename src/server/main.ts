@@ -4,14 +4,15 @@
  * adopted at the next start); a second signal exits 1 at once.
  */
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { createApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import type { Config } from "./config.js";
 import { createLogger } from "./logger.js";
 
-function readConfig(): Config {
+function readConfig(argv: readonly string[]): Config {
   try {
-    return loadConfig(process.env, process.argv.slice(2));
+    return loadConfig(process.env, argv);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`agentorch: invalid configuration: ${err.message}`);
@@ -21,8 +22,12 @@ function readConfig(): Config {
   }
 }
 
-async function main(): Promise<void> {
-  const config = readConfig();
+/**
+ * Runs the service in this process until a signal stops it (then the process exits).
+ * `argv` holds the flags (--listen, --data-dir); the rest comes from the environment.
+ */
+export async function runServer(argv: readonly string[]): Promise<void> {
+  const config = readConfig(argv);
   const logger = createLogger(config.logLevel);
   // A client's bad input must never take the process down: log what escaped and go on.
   process.on("uncaughtException", (err) => logger.error({ err }, "uncaught exception"));
@@ -69,7 +74,10 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error("agentorch: fatal:", err);
-  process.exit(1);
-});
+// Run when executed directly (npm start), not when imported (agentorch serve).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  runServer(process.argv.slice(2)).catch((err: unknown) => {
+    console.error("agentorch: fatal:", err);
+    process.exit(1);
+  });
+}

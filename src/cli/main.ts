@@ -1,0 +1,131 @@
+/**
+ * The `agentorch` command line: `serve` runs the service; every other command is a client
+ * of a running one (--addr/--token or AGENTORCH_ADDR/AGENTORCH_TOKEN). Failures end as one
+ * line on stderr and an exit code per gRPC code family (see errors.ts).
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { addAgentsCommands } from "./agents.js";
+import { addCardsCommands } from "./cards.js";
+import { DEFAULT_ADDR } from "./client.js";
+import { addConfigCommands } from "./config.js";
+import { setTrailingArgs, takesTrailingArgs, trailingArgs } from "./context.js";
+import { describeError, EXIT, EXIT_CODES_HELP, usageError } from "./errors.js";
+import { addHealthCommand } from "./health.js";
+import { exitOnInterrupt } from "./live.js";
+import { addMessagesCommands } from "./messages.js";
+import { addServeCommand } from "./serve.js";
+import { addTasksCommands } from "./tasks.js";
+
+const ROOT_HELP = `
+Examples:
+  agentorch serve                                            run the service (127.0.0.1:50051)
+  agentorch agents register hello --image agentorch/busybox:test -- sh -c 'echo hi; sleep 300'
+  agentorch agents start hello && agentorch agents logs -f hello
+  agentorch agents ls -o json
+  agentorch tasks submit "say ok" --image agentorch/busybox:test --wait -- sh -c 'echo ok'
+  agentorch agents watch
+
+Environment:
+  AGENTORCH_ADDR    default for --addr
+  AGENTORCH_TOKEN   default for --token
+  NO_COLOR          never colour (output is plain whenever stdout is not a terminal)
+
+${EXIT_CODES_HELP}`;
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Builds the whole command tree. */
+function buildProgram(): Command {
+  const program = new Command("agentorch")
+    .description("run AI agents in hardened Docker containers: the agentorch service and its command line")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .addOption(new Option("--addr <address>", "the service: HOST:PORT, http://HOST:PORT or unix:/path.sock").env("AGENTORCH_ADDR").default(DEFAULT_ADDR))
+    .addOption(new Option("--token <token>", "bearer token sent with every call").env("AGENTORCH_TOKEN"))
+    .addOption(new Option("-o, --output <format>", "output format: table (for people) or json (the proto JSON, for scripts)").default("table"))
+    .helpOption("-h, --help", "show help for a command")
+    .helpCommand("help [command]", "show help for a command")
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      // Usage errors are printed by main() as one line, like every other error.
+      outputError: () => {},
+    })
+    .addHelpText("after", ROOT_HELP);
+
+  addServeCommand(program);
+  addAgentsCommands(program);
+  addTasksCommands(program);
+  addCardsCommands(program);
+  addMessagesCommands(program);
+  addConfigCommands(program);
+  addHealthCommand(program);
+
+  program.hook("preAction", (_root, action) => {
+    if (action.name() !== "serve") exitOnInterrupt();
+    if (!takesTrailingArgs(action) && trailingArgs().length > 0) {
+      throw usageError(`${commandPath(action)} takes no command after --`);
+    }
+  });
+  return program;
+}
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/** The deepest command the words name ("agentorch agents register"), for a usage hint. */
+function commandFor(program: Command, words: readonly string[]): Command {
+  let cmd = program;
+  for (const w of words) {
+    if (w.startsWith("-")) continue;
+    const sub = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
+/** Runs the command line; resolves with the exit code (serve never resolves). */
+async function run(argv: readonly string[]): Promise<number> {
+  const dd = argv.indexOf("--");
+  const words = dd >= 0 ? argv.slice(0, dd) : [...argv];
+  setTrailingArgs(dd >= 0 ? argv.slice(dd + 1) : []);
+  const program = buildProgram();
+  try {
+    process.exitCode = undefined;
+    await program.parseAsync(words, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
+  } catch (err) {
+    const opts = program.opts<{ addr?: string; token?: string }>();
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return EXIT.ok; // --help, --version
+      if (err.code === "commander.help") return EXIT.usage; // a group without a subcommand: its help went to stderr
+      const cmd = commandFor(program, words);
+      const text = err.message.replace(/^error: /, "").replace(/\n+/g, " ");
+      process.stderr.write(`agentorch: ${text}: see \`${commandPath(cmd)} --help\`\n`);
+      return EXIT.usage;
+    }
+    const { message, exitCode } = describeError(err, { addr: opts.addr ?? DEFAULT_ADDR, tokenSent: Boolean(opts.token) });
+    process.stderr.write(`agentorch: ${message}\n`);
+    return exitCode;
+  }
+}
+
+// A reader that goes away (`agentorch tasks ls | head`) is not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(EXIT.ok);
+  throw err;
+});
+
+process.exit(await run(process.argv.slice(2)));

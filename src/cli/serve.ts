@@ -1,0 +1,33 @@
+/**
+ * `agentorch serve`: runs the service itself, exactly as src/server/main.ts does
+ * (configuration from the environment, graceful shutdown on SIGTERM/SIGINT).
+ */
+import type { Command } from "commander";
+
+const SERVE_HELP = `
+Configuration (environment; flags win):
+  AGENTORCH_LISTEN               HOST:PORT to serve gRPC, gRPC-Web and Connect on (default 127.0.0.1:50051)
+  AGENTORCH_DATA_DIR             database and workspaces (default ./.agentorch-data)
+  DOCKER_HOST                    the Docker engine (default unix:///var/run/docker.sock)
+  AGENTORCH_LOG_LEVEL            fatal, error, warn, info, debug, trace, silent (default info)
+  …and more: see "Configuration" in the README for every variable.
+
+SIGTERM or Ctrl-C stops gracefully (containers keep running and are adopted at the next start);
+a second signal exits at once. Logs are JSON lines on stdout.`;
+
+/** Adds `serve` to the root. */
+export function addServeCommand(root: Command): void {
+  root
+    .command("serve")
+    .description("run the agentorch service in the foreground")
+    .option("--listen <host:port>", "where to listen (overrides AGENTORCH_LISTEN)")
+    .option("--data-dir <dir>", "where to keep state (overrides AGENTORCH_DATA_DIR)")
+    .addHelpText("after", SERVE_HELP)
+    .action(async (o: { listen?: string; dataDir?: string }) => {
+      const flags = [...(o.listen !== undefined ? ["--listen", o.listen] : []), ...(o.dataDir !== undefined ? ["--data-dir", o.dataDir] : [])];
+      const { runServer } = await import("../server/main.js");
+      await runServer(flags);
+      // The server now owns the process: it exits on a signal; never return to the CLI's exit.
+      await new Promise<never>(() => {});
+    });
+}
