@@ -46,6 +46,8 @@ export function createA2AHandlers(deps: { cards: CardsApi; mailboxes: MailboxesA
         // A keep-alive is a response with no message (see StreamMessagesResponse).
         yield item.type === "message" ? { message: messageToProto(item.message) } : {};
       }
+      // Ended by a cancel, a deadline or a shutdown: say so rather than end OK.
+      ctx.signal.throwIfAborted();
     },
     ackMessages(req) {
       const n = mailboxes.ack(req.agentId, int64ToNumber(req.upToSequence, "up_to_sequence"));

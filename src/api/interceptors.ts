@@ -8,11 +8,25 @@ import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../core/ports.js";
+import { traceLogBindings, traceOfHeaders } from "./trace.js";
 
 /** Per-call state shared with the HTTP layer, which logs the calls refused before any handler ran. */
 export interface RpcLogState {
   logged: boolean;
 }
+
+/** How one RPC ended: the fields of its log line. */
+export interface RpcOutcome {
+  /** "package.Service/Method". */
+  method: string;
+  /** Snake_case code name ("ok", "not_found", …). */
+  code: string;
+  durationMs: number;
+  protocol: string;
+}
+
+/** Told of every RPC once, when its log line is written (the metrics count them). */
+export type RpcObserver = (rpc: RpcOutcome) => void;
 
 /** Where the server puts each call's RpcLogState (see connectNodeAdapter's contextValues). */
 export const RPC_LOG_STATE = createContextKey<RpcLogState | undefined>(undefined, { description: "rpc log state" });
@@ -43,22 +57,24 @@ function clientEnded(signal: AbortSignal): ConnectError | undefined {
   return [Code.Canceled, Code.Aborted, Code.DeadlineExceeded].includes(err.code) ? err : undefined;
 }
 
-/** Creates the RPC log interceptor. */
-export function createLogInterceptor(logger: Logger): Interceptor {
+/** Creates the RPC log interceptor; a call with a valid traceparent logs its trace_id and span_id. */
+export function createLogInterceptor(logger: Logger, observe?: RpcObserver): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const state = req.contextValues.get(RPC_LOG_STATE);
     if (state) state.logged = true;
-    const log = (err: unknown) =>
-      logger.info(
-        {
-          method: `${req.service.typeName}/${req.method.name}`,
-          code: codeOf(err),
-          durationMs: Math.round((performance.now() - started) * 10) / 10,
-          protocol: protocolOf(req),
-        },
-        "rpc",
-      );
+    const trace = traceOfHeaders(req.header);
+    const callLogger = trace ? logger.child(traceLogBindings(trace)) : logger;
+    const log = (err: unknown) => {
+      const rpc: RpcOutcome = {
+        method: `${req.service.typeName}/${req.method.name}`,
+        code: codeOf(err),
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+        protocol: protocolOf(req),
+      };
+      callLogger.info(rpc, "rpc");
+      observe?.(rpc);
+    };
     let res;
     try {
       res = await next(req);

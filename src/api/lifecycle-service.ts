@@ -13,6 +13,7 @@ import type { TaskService } from "../core/tasks/task-service.js";
 import { isTerminal } from "../core/tasks/task.js";
 import { eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
 import { withErrors } from "./errors.js";
+import { traceOfHeaders } from "./trace.js";
 import {
   lifecycleConfigPatchFromProto,
   lifecycleConfigToProto,
@@ -51,8 +52,9 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
   const { tasks } = deps;
 
   const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number]> = {
-    async submitTask(req) {
-      return { task: taskToProto(await tasks.submit(submitTaskInputFromProto(req))) };
+    async submitTask(req, ctx) {
+      const traceparent = traceOfHeaders(ctx.requestHeader)?.traceparent;
+      return { task: taskToProto(await tasks.submit({ ...submitTaskInputFromProto(req), traceparent })) };
     },
     getTask(req) {
       return { task: taskToProto(tasks.get(req.taskId)) };
@@ -96,6 +98,8 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
       for await (const item of events) {
         yield { event: { type: eventTypeToProto(item.type), revision: BigInt(item.revision), task: item.entity && taskToProto(item.entity) } };
       }
+      // Ended by a cancel or a shutdown (UNAVAILABLE), never OK: see watchAgents.
+      ctx.signal.throwIfAborted();
     },
     async reapZombies(_req, ctx) {
       return { taskIds: await tasks.reapZombies(ctx.signal) };

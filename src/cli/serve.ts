@@ -9,6 +9,8 @@ Configuration (environment; flags win):
   AGENTORCH_LISTEN               HOST:PORT to serve gRPC, gRPC-Web and Connect on (default 127.0.0.1:50051)
   AGENTORCH_DATA_DIR             database and workspaces (default ./.agentorch-data)
   DOCKER_HOST                    the Docker engine (default unix:///var/run/docker.sock)
+  AGENTORCH_TOKENS               operator tokens, NAME:ROLE:SHA256HEX,... (none: loopback only, no auth)
+  AGENTORCH_TOKENS_FILE          the same, one entry per line
   AGENTORCH_LOG_LEVEL            fatal, error, warn, info, debug, trace, silent (default info)
   …and more: see "Configuration" in the README for every variable.
 

@@ -5,6 +5,7 @@
  * on port 0 with a temporary data directory (test/support/server.ts).
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
@@ -15,6 +16,8 @@ import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/r
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthServer } from "../api/health.js";
 import { createLogInterceptor } from "../api/interceptors.js";
+import { createAuth } from "../api/auth.js";
+import { AgentTokenIndex } from "../core/auth.js";
 import { createReflectionServer } from "../api/reflection.js";
 import { registerRoutes } from "../api/routes.js";
 import { createDockerBackend } from "../backends/docker/docker-backend.js";
@@ -35,10 +38,16 @@ import { createA2AHandlers } from "../api/a2a-handlers.js";
 import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import type { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Config } from "./config.js";
+import { agentSocketPath, assertSecureListen } from "./config.js";
 import { createListener } from "./listener.js";
 import type { RequestHandler } from "./listener.js";
 import { createLogger } from "./logger.js";
 import { createRequestLog } from "./request-log.js";
+import { withSpecGrpcMessage } from "./grpc-message.js";
+import { validateBinaryRequests } from "./request-validation.js";
+import { createMetrics } from "./metrics.js";
+import type { Metrics } from "./metrics.js";
+import { createMetricsServer, isMetricsPath, serveMetrics } from "./metrics-http.js";
 import { withStreamShutdown } from "./stream-shutdown.js";
 
 /** Replacements for the real adapters (tests). */
@@ -60,6 +69,10 @@ export interface App {
   readonly store: Store;
   /** Aborted when shutdown begins: long-lived streams watch it and end. */
   readonly shutdownSignal: AbortSignal;
+  /** The Prometheus metrics (GET /metrics). */
+  readonly metrics: Metrics;
+  /** Where /metrics is served when AGENTORCH_METRICS_LISTEN is set, once started; else undefined. */
+  metricsAddress(): { host: string; port: number } | undefined;
   /** Opens the agent service (never fails for want of Docker) and listens. */
   start(): Promise<{ host: string; port: number }>;
   /** Graceful: health NOT_SERVING, streams ended, in-flight calls finished, then closes everything. Idempotent. */
@@ -70,10 +83,19 @@ export interface App {
 export const INSTANCE_ID_KEY = "instance_id";
 /** How often old events beyond AGENTORCH_EVENT_RETENTION are pruned. */
 const PRUNE_INTERVAL_MS = 60_000;
+/** Where containers see the agent socket's directory (mounted read-only) and the socket. */
+export const CONTAINER_SOCKET_DIR = "/run/agentorch";
+/**
+ * The agent socket is connectable by every uid (containers run as AGENTORCH_CONTAINER_USER,
+ * not as the service's user): every call on it must present a running agent's token, and
+ * on the host the socket sits in the data directory (0750), out of other users' reach.
+ */
+const AGENT_SOCKET_MODE = 0o666;
 
 /** Builds the server from config; nothing listens until start(). */
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  assertSecureListen(config);
   const dataDir = path.resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const store = openSqliteStore({ path: path.join(dataDir, "agentorch.db"), logger, clock: overrides.clock });
@@ -91,8 +113,10 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     instanceId = randomUUID();
     store.setMeta(INSTANCE_ID_KEY, instanceId);
   }
-  const backend =
-    overrides.backend ?? createDockerBackend({ dockerHost: config.dockerHost, user: config.containerUser, logger });
+  const metrics = createMetrics(() => served);
+  const backend = metrics.instrumentBackend(
+    overrides.backend ?? createDockerBackend({ dockerHost: config.dockerHost, user: config.containerUser, logger }),
+  );
   const workspaces =
     overrides.workspaces ??
     createFsWorkspaces({ root: path.join(dataDir, "workspaces"), containerUser: config.containerUser, logger });
@@ -110,13 +134,19 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       imageAllowlist: config.imageAllowlist,
       enforceIntervalMs: config.enforceIntervalMs,
       watch: config.watch,
+      socketDir: path.dirname(agentSocketPath(dataDir)),
+      containerSocketPath: `${CONTAINER_SOCKET_DIR}/${path.basename(agentSocketPath(dataDir))}`,
     },
   });
+  // Built before the agent service opens, so it sees every token change from then on.
+  const agentTokens = new AgentTokenIndex(store, bus);
+  const auth = createAuth({ operatorTokens: config.operatorTokens, agentTokens, logger });
 
   const clock = overrides.clock ?? systemClock;
+  const taskStore = createSqliteTaskStore(store);
   const tasks = new TaskService({
     agents,
-    tasks: createSqliteTaskStore(store),
+    tasks: taskStore,
     store,
     workspaces,
     clock,
@@ -126,44 +156,67 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     watch: config.watch,
   });
   const cards = new CardService({ cards: createSqliteCardStore(store), agents, bus, clock, logger, tasks });
-  const mailboxes = new MailboxService({ mailboxes: createSqliteMailboxStore(store), agents, bus, clock, logger, config: config.mailbox });
+  const mailboxStore = metrics.countMessages(createSqliteMailboxStore(store));
+  const mailboxes = new MailboxService({ mailboxes: mailboxStore, agents, bus, clock, logger, config: config.mailbox });
+  metrics.observe({ store, taskStore, tasks, agents, bus, mailboxStore });
 
   const shutdown = new AbortController();
+  // Every open stream listens to it (and stops listening when it ends): no limit is the right one.
+  setMaxListeners(0, shutdown.signal);
   const health = createHealthServer({ engine: agents });
   const served: DescService[] = [];
   const reflection = createReflectionServer(() => served);
   const rpcLogger = logger.child({ component: "rpc" });
-  const requestLog = createRequestLog(rpcLogger);
+  const requestLog = createRequestLog(rpcLogger, metrics.rpc);
   const connectHandler = connectNodeAdapter({
     routes(router) {
       const r = withStreamShutdown(router, shutdown.signal, served);
       registerRoutes(r, { agents, logger });
-      r.service(LifecycleService, createLifecycleService({ tasks, logger, a2a: createA2AHandlers({ cards, mailboxes, logger }) }));
+      const a2a = createA2AHandlers({ cards, mailboxes: metrics.countDeliveries(mailboxes), logger });
+      r.service(LifecycleService, createLifecycleService({ tasks, logger, a2a }));
       // Health ends its Watch streams itself, after telling them NOT_SERVING.
       router.service(Health, health.impl);
       served.push(Health);
       r.service(ReflectionV1, reflection.v1);
       r.service(ReflectionV1Alpha, reflection.v1alpha);
+      // Last: malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
+      validateBinaryRequests(router, config.maxRequestBytes);
     },
     grpc: true,
     grpcWeb: true,
     connect: true,
     readMaxBytes: config.maxRequestBytes,
-    interceptors: [createLogInterceptor(rpcLogger)],
-    contextValues: requestLog.contextValues,
+    interceptors: [metrics.streams, createLogInterceptor(rpcLogger, metrics.rpc), auth.interceptor],
+    contextValues: auth.contextValues(requestLog.contextValues),
     fallback(req, res) {
+      // Not on the agent socket (no remote address): containers have no business with metrics.
+      if (!config.metricsListen && isMetricsPath(req) && req.socket.remoteAddress !== undefined) {
+        serveMetrics(metrics, req, res, logger);
+        return;
+      }
       const probe = req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"));
       const [status, body] = !probe ? [404, "not found\n"] : shutdown.signal.aborted ? [503, "shutting down\n"] : [200, "ok\n"];
       res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
       res.end(body);
     },
   }) as RequestHandler;
-  const handler = requestLog.wrap(connectHandler);
+  // grpc-message as the gRPC spec encodes it, so grpc-js clients read messages intact.
+  const handler = requestLog.wrap(withSpecGrpcMessage(connectHandler));
   const listener = createListener({
     host: config.listen.host,
     port: config.listen.port,
     handler,
     logger,
+    graceMs: config.shutdownGraceMs,
+  });
+  const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger) : undefined;
+  let metricsAddress: { host: string; port: number } | undefined;
+  // The same API for agents in their containers; the auth interceptor knows these calls by their mark.
+  const agentListener = createListener({
+    socketPath: agentSocketPath(dataDir),
+    socketMode: AGENT_SOCKET_MODE,
+    handler: auth.agentSocketHandler(handler),
+    logger: logger.child({ listener: "agent-socket" }),
     graceMs: config.shutdownGraceMs,
   });
 
@@ -181,6 +234,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     if (coreClosed) return;
     coreClosed = true;
     clearInterval(pruneTimer);
+    agentTokens.close();
     mailboxes.close();
     cards.close();
     await tasks.close();
@@ -196,6 +250,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     tasks,
     store,
     shutdownSignal: shutdown.signal,
+    metrics,
+    metricsAddress: () => metricsAddress,
 
     async start() {
       try {
@@ -206,10 +262,15 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
         prune();
         pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
         pruneTimer.unref();
+        metricsAddress = await metricsServer?.listen();
         const addr = await listener.listen();
         if (!("port" in addr)) throw new Error("expected a TCP address");
+        const agentSocket = await agentListener.listen();
+        logger.info({ ...agentSocket, containerPath: `${CONTAINER_SOCKET_DIR}/${path.basename(agentSocketPath(dataDir))}` }, "agent socket listening");
         return addr;
       } catch (err) {
+        await Promise.all([listener.close(), agentListener.close()]);
+        await metricsServer?.close();
         await closeCore();
         throw err;
       }
@@ -223,7 +284,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
         // SendAndWait is unary: the stream shutdown signal does not reach it.
         mailboxes.close();
-        await listener.close();
+        await Promise.all([listener.close(), agentListener.close()]);
+        await metricsServer?.close();
         await closeCore();
         logger.info({ durationMs: Date.now() - started }, "shut down");
       })();

@@ -3,6 +3,11 @@
  * command-line flags). Every value is checked here so that a typo fails the start with
  * a message naming the variable, instead of surfacing later as odd behaviour.
  */
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { ROLES } from "../core/auth.js";
+import type { OperatorToken, Role } from "../core/auth.js";
 
 /** Where the service listens for gRPC, gRPC-Web and Connect. */
 export interface ListenAddress {
@@ -16,6 +21,8 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" |
 /** Everything the composition root needs; see README "Configuration". */
 export interface Config {
   listen: ListenAddress;
+  /** A separate address for GET /metrics; undefined: /metrics is served on the service port. */
+  metricsListen?: ListenAddress;
   /** Holds the SQLite database and the agents' workspaces; one service instance per directory. */
   dataDir: string;
   /** The Docker engine, written as Docker's own tools read DOCKER_HOST (unix://, tcp://, ssh://). */
@@ -37,6 +44,12 @@ export interface Config {
   reapIntervalMs: number;
   /** Watch streams: heartbeat BOOKMARK interval, and events held for a slow consumer before it is cut off. */
   watch: { bookmarkIntervalMs: number; maxBuffer: number };
+  /**
+   * Operator bearer tokens (names, roles, SHA-256 hashes) from AGENTORCH_TOKENS and
+   * AGENTORCH_TOKENS_FILE. Empty: no authentication on the TCP listener, which must then
+   * be a loopback address (see assertSecureListen).
+   */
+  operatorTokens: OperatorToken[];
   /** A2A mailboxes. */
   mailbox: {
     maxMessageBytes: number;
@@ -75,8 +88,15 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
   const listenText = flags["--listen"] ?? nonEmpty(env.AGENTORCH_LISTEN) ?? DEFAULT_LISTEN;
   const listenName = flags["--listen"] !== undefined ? "--listen" : "AGENTORCH_LISTEN";
   const dataDirText = flags["--data-dir"] ?? nonEmpty(env.AGENTORCH_DATA_DIR) ?? DEFAULT_DATA_DIR;
+  const metricsText = nonEmpty(env.AGENTORCH_METRICS_LISTEN);
+  const listen = parseListen(listenName, listenText);
+  const operatorTokens = parseOperatorTokens(env);
+  assertSecureListen({ listen, operatorTokens }, listenName);
+  checkAgentSocketPath(dataDirText, flags["--data-dir"] !== undefined ? "--data-dir" : "AGENTORCH_DATA_DIR");
   return {
-    listen: parseListen(listenName, listenText),
+    listen,
+    operatorTokens,
+    metricsListen: metricsText === undefined ? undefined : parseListen("AGENTORCH_METRICS_LISTEN", metricsText),
     dataDir: dataDirText,
     dockerHost: parseDockerHost(nonEmpty(env.DOCKER_HOST) ?? DEFAULT_DOCKER_HOST),
     imageAllowlist: (env.AGENTORCH_IMAGE_ALLOWLIST ?? "")
@@ -198,4 +218,96 @@ function parseLogLevel(text: string): LogLevel {
     throw new ConfigError("AGENTORCH_LOG_LEVEL", `AGENTORCH_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${text}")`);
   }
   return level;
+}
+
+// ---------------------------------------------------------------- authentication
+
+/** Where the agent socket lives in the data directory (mounted into containers as a directory). */
+export function agentSocketPath(dataDir: string): string {
+  return path.join(path.resolve(dataDir), "run", "agentorch.sock");
+}
+
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function checkAgentSocketPath(dataDir: string, name: string): void {
+  const socketPath = agentSocketPath(dataDir);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(
+      name,
+      `${name} is too long for the agent socket: ${socketPath} has ${Buffer.byteLength(socketPath)} bytes, unix sockets allow ${MAX_SOCKET_PATH_BYTES}; choose a shorter data directory (got "${dataDir}")`,
+    );
+  }
+}
+
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === "localhost" || h === "::1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h;
+  return net.isIPv4(v4) && v4.startsWith("127.");
+}
+
+/**
+ * The secure default: without operator tokens the API has no authentication, so it may only
+ * listen on a loopback address. Throws a ConfigError naming the listen setting otherwise.
+ */
+export function assertSecureListen(config: Pick<Config, "listen" | "operatorTokens">, listenName = "AGENTORCH_LISTEN"): void {
+  if (config.operatorTokens.length > 0 || isLoopbackHost(config.listen.host)) return;
+  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  throw new ConfigError(
+    listenName,
+    `${listenName} is ${host}:${config.listen.port}, which is not a loopback address, and no operator tokens are configured: ` +
+      "refusing to serve the API without authentication. Configure tokens with AGENTORCH_TOKENS or AGENTORCH_TOKENS_FILE " +
+      '(lines NAME:ROLE:SHA256HEX; hash a token with: printf %s "$TOKEN" | sha256sum), or listen on 127.0.0.1.',
+  );
+}
+
+const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * Operator tokens from AGENTORCH_TOKENS ("name:role:sha256hex,…") and AGENTORCH_TOKENS_FILE
+ * (one such entry a line; blank lines and lines starting with # are skipped). Names and
+ * hashes must be unique. Error messages name the entry by position and never echo it:
+ * it may hold a hash, or a raw token pasted by mistake.
+ */
+export function parseOperatorTokens(env: Record<string, string | undefined>): OperatorToken[] {
+  const entries: { where: string; variable: string; text: string }[] = [];
+  const inline = nonEmpty(env.AGENTORCH_TOKENS);
+  if (inline !== undefined) {
+    inline.split(",").forEach((text, i) => {
+      if (text.trim() !== "") entries.push({ variable: "AGENTORCH_TOKENS", where: `AGENTORCH_TOKENS entry ${i + 1}`, text: text.trim() });
+    });
+  }
+  const file = nonEmpty(env.AGENTORCH_TOKENS_FILE);
+  if (file !== undefined) {
+    let content: string;
+    try {
+      content = readFileSync(file, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ConfigError("AGENTORCH_TOKENS_FILE", `AGENTORCH_TOKENS_FILE cannot be read: ${code} (got "${file}")`);
+    }
+    content.split(/\r?\n/).forEach((line, i) => {
+      const text = line.trim();
+      if (text !== "" && !text.startsWith("#")) entries.push({ variable: "AGENTORCH_TOKENS_FILE", where: `AGENTORCH_TOKENS_FILE ${file} line ${i + 1}`, text });
+    });
+  }
+  const tokens: OperatorToken[] = [];
+  for (const { variable, where, text } of entries) {
+    const parts = text.split(":");
+    const bad = (why: string) => new ConfigError(variable, `${where}: ${why}; each entry is NAME:ROLE:SHA256HEX, e.g. alice:admin:<64 hex digits>`);
+    if (parts.length !== 3) throw bad("not three fields separated by ':'");
+    const [name, role, hash] = parts as [string, string, string];
+    if (!TOKEN_NAME.test(name)) throw bad("the name must be 1-64 letters, digits, '.', '_', '@' or '-'");
+    if (!(ROLES as readonly string[]).includes(role)) throw bad(`the role must be one of ${ROLES.join(", ")}`);
+    if (!SHA256_HEX.test(hash)) {
+      throw bad('the third field must be the SHA-256 of the token in hex (printf %s "$TOKEN" | sha256sum), not the token itself');
+    }
+    if (tokens.some((t) => t.name === name)) throw bad(`the name "${name}" is used twice`);
+    if (tokens.some((t) => t.hash === hash.toLowerCase())) throw bad("the same token hash is listed twice");
+    tokens.push({ name, role: role as Role, hash: hash.toLowerCase() });
+  }
+  return tokens;
 }

@@ -10,7 +10,8 @@ import type http2 from "node:http2";
 import { createContextValues } from "@connectrpc/connect";
 import type { ContextValues } from "@connectrpc/connect";
 import { RPC_LOG_STATE, protocolOfContentType } from "../api/interceptors.js";
-import type { RpcLogState } from "../api/interceptors.js";
+import type { RpcLogState, RpcObserver, RpcOutcome } from "../api/interceptors.js";
+import { parseTraceparent, traceLogBindings } from "../api/trace.js";
 import type { Logger } from "../core/ports.js";
 import type { RequestHandler } from "./listener.js";
 
@@ -58,7 +59,7 @@ const RPC_PATH = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/;
  * Wraps the connect handler. Returns the handler and the contextValues function to give
  * connectNodeAdapter, which hands each call's RpcLogState to the interceptor.
  */
-export function createRequestLog(logger: Logger): {
+export function createRequestLog(logger: Logger, observe?: RpcObserver): {
   wrap(handler: RequestHandler): RequestHandler;
   contextValues(req: Req): ContextValues;
 } {
@@ -101,15 +102,15 @@ export function createRequestLog(logger: Logger): {
             : grpcStatus !== undefined
               ? (GRPC_CODES[Number(grpcStatus)] ?? "unknown")
               : codeOfHttpStatus(res.statusCode);
-          logger.info(
-            {
-              method: `${path[1]}/${path[2]}`,
-              code,
-              durationMs: Math.round((performance.now() - started) * 10) / 10,
-              protocol: protocolOfContentType(String(req.headers["content-type"] ?? "")),
-            },
-            "rpc",
-          );
+          const rpc: RpcOutcome = {
+            method: `${path[1]}/${path[2]}`,
+            code,
+            durationMs: Math.round((performance.now() - started) * 10) / 10,
+            protocol: protocolOfContentType(String(req.headers["content-type"] ?? "")),
+          };
+          const trace = parseTraceparent(req.headers.traceparent as string | undefined);
+          (trace ? logger.child(traceLogBindings(trace)) : logger).info(rpc, "rpc");
+          observe?.(rpc);
         });
         handler(req, res);
       };

@@ -19,6 +19,17 @@ describe("loadConfig", () => {
       shutdownGraceMs: 10_000,
       logLevel: "info",
       eventRetention: 100_000,
+      reapIntervalMs: 30_000,
+      watch: { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 },
+      mailbox: {
+        maxMessageBytes: 256 * 1024,
+        maxUnackedMessages: 10_000,
+        maxUnackedBytes: 64 * 1024 * 1024,
+        keepAliveMs: 30_000,
+        ackedRetentionMs: 24 * 3600 * 1000,
+      },
+      metricsListen: undefined,
+      operatorTokens: [],
     });
   });
 
@@ -35,6 +46,15 @@ describe("loadConfig", () => {
       AGENTORCH_SHUTDOWN_GRACE_MS: "0",
       AGENTORCH_LOG_LEVEL: "DEBUG",
       AGENTORCH_EVENT_RETENTION: "500",
+      AGENTORCH_REAP_INTERVAL_MS: "1000",
+      AGENTORCH_WATCH_BOOKMARK_INTERVAL_MS: "0",
+      AGENTORCH_WATCH_MAX_BUFFER: "50",
+      AGENTORCH_MAX_MESSAGE_BYTES: "64KiB",
+      AGENTORCH_MAILBOX_MAX_MESSAGES: "10",
+      AGENTORCH_MAILBOX_MAX_BYTES: "1MiB",
+      AGENTORCH_MAILBOX_KEEPALIVE_MS: "100",
+      AGENTORCH_MAILBOX_ACKED_RETENTION_MS: "60000",
+      AGENTORCH_METRICS_LISTEN: "127.0.0.1:9464",
     });
     expect(config).toEqual({
       listen: { host: "::1", port: 6000 },
@@ -48,13 +68,18 @@ describe("loadConfig", () => {
       shutdownGraceMs: 0,
       logLevel: "debug",
       eventRetention: 500,
+      reapIntervalMs: 1000,
+      watch: { bookmarkIntervalMs: 0, maxBuffer: 50 },
+      mailbox: { maxMessageBytes: 64 * 1024, maxUnackedMessages: 10, maxUnackedBytes: 1024 * 1024, keepAliveMs: 100, ackedRetentionMs: 60_000 },
+      metricsListen: { host: "127.0.0.1", port: 9464 },
+      operatorTokens: [],
     });
   });
 
   it("lets --listen and --data-dir override the variables", () => {
     const env = { AGENTORCH_LISTEN: "127.0.0.1:1", AGENTORCH_DATA_DIR: "/a" };
-    expect(loadConfig(env, ["--listen", "0.0.0.0:7000", "--data-dir=/b"])).toMatchObject({
-      listen: { host: "0.0.0.0", port: 7000 },
+    expect(loadConfig(env, ["--listen", "127.0.0.2:7000", "--data-dir=/b"])).toMatchObject({
+      listen: { host: "127.0.0.2", port: 7000 },
       dataDir: "/b",
     });
     expect(() => loadConfig({}, ["--port", "1"])).toThrow(/unknown flag "--port"/);

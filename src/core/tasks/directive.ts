@@ -144,9 +144,13 @@ export function resultFilePaths(taskId: string, mountPoint: string): { relative:
   return { relative, inContainer: posix.join(mountPoint, relative) };
 }
 
-/** The directive as the task's container sees it: AGENTORCH_* variables (lists as JSON arrays). */
-export function taskEnvironment(task: Pick<Task, "taskId" | "directive" | "attempt">, resultFilePath: string): Record<string, string> {
+/**
+ * The directive as the task's container sees it: AGENTORCH_* variables (lists as JSON
+ * arrays), and the submitting call's trace context when it had one.
+ */
+export function taskEnvironment(task: Pick<Task, "taskId" | "directive" | "attempt" | "traceparent">, resultFilePath: string): Record<string, string> {
   return {
+    ...(task.traceparent ? { AGENTORCH_TRACEPARENT: task.traceparent } : {}),
     AGENTORCH_TASK_ID: task.taskId,
     AGENTORCH_GOAL: task.directive.goal,
     AGENTORCH_CONSTRAINTS: JSON.stringify(task.directive.constraints),

@@ -53,6 +53,8 @@ export interface SubmitTaskInput {
   priority: TaskPriority;
   /** 0: max_execution_time. */
   timeoutMs: number;
+  /** The submitting call's W3C traceparent, already validated; its container gets it as AGENTORCH_TRACEPARENT. */
+  traceparent?: string;
 }
 
 export interface ListTasksInput {
@@ -105,6 +107,8 @@ export class TaskService {
   private readonly logger: Logger;
   private readonly taskStartListeners = new Set<(task: Task, agent: Agent) => void>();
   private reapTimer: NodeJS.Timeout | undefined;
+  /** Tasks whose container exit is being handled (onAgentExit under way): recovery leaves them to it. */
+  private readonly exiting = new Set<string>();
   /** False while the service recovers after a restart: a container lost then is CONTAINER_LOST, later ZOMBIE. */
   private opened = false;
   private closed = false;
@@ -125,7 +129,10 @@ export class TaskService {
     });
     // Attached before the agents reconcile at start-up, so exits noticed then finish their tasks.
     deps.agents.onExit((exit) => {
-      if (exit.taskId) this.track(this.onAgentExit(exit));
+      const taskId = exit.taskId;
+      if (!taskId) return;
+      this.exiting.add(taskId);
+      this.track(this.onAgentExit(exit).finally(() => this.exiting.delete(taskId)));
     });
   }
 
@@ -133,6 +140,9 @@ export class TaskService {
   async open(): Promise<void> {
     const { tasks, agents } = this.deps;
     for (const task of tasks.tasksWithState(["working"])) {
+      // Its container exited while the service was down; reconciling noticed, and the exit
+      // finishes the task with its real outcome (not CONTAINER_LOST).
+      if (this.exiting.has(task.taskId)) continue;
       const agent = agents.registry.find(task.agentId);
       if (agent?.status === "running" && agent.currentTaskId === task.taskId && agent.containerId === task.containerId) {
         this.adopt(task);
@@ -358,6 +368,7 @@ export class TaskService {
       ephemeral: template !== undefined,
       containerId: "",
       seq: this.deps.tasks.nextSeq(),
+      ...(input.traceparent ? { traceparent: input.traceparent } : {}),
     };
     this.deps.bus.publish(this.deps.tasks.insertTask(task));
     agents.registry.update(agent, { currentTaskId: taskId });
@@ -437,6 +448,8 @@ export class TaskService {
 
   private async onAgentExit(exit: AgentExit): Promise<void> {
     const taskId = exit.taskId!;
+    // Decided now: recovery may complete while the result file is read below.
+    const recovering = !this.opened;
     const task = this.deps.tasks.getTask(taskId);
     if (!task || task.state !== "working") return;
     const run = this.runs.get(taskId);
@@ -459,7 +472,7 @@ export class TaskService {
       else if (exit.oomKilled) await this.finish(taskId, "failed", "OOM_KILLED", `container was OOM-killed (exit code ${exit.exitCode})`, result);
       else await this.finish(taskId, "failed", "EXIT_NONZERO", `exited with code ${exit.exitCode}`, result);
     } else if (exit.cause === "lost") {
-      if (this.opened) await this.finish(taskId, "failed", "ZOMBIE", "its container vanished", result);
+      if (!recovering) await this.finish(taskId, "failed", "ZOMBIE", "its container vanished", result);
       else await this.finish(taskId, "failed", "CONTAINER_LOST", "the task's container was gone when the service restarted", result);
     } else {
       const reason = run?.stopReason;

@@ -142,6 +142,8 @@ export interface Task {
    * persisted, so first-come-first-served survives a restart.
    */
   seq: number;
+  /** The W3C traceparent of the call that submitted it (validated by the API), passed to its container. */
+  traceparent?: string;
 }
 
 /** The limit a task runs under: its own timeout capped at max_execution_time (0 = just the maximum). */
