@@ -32,8 +32,8 @@ if [ "$docker_ok" = 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  log "installing dependencies"
+  bash scripts/install-deps.sh
 fi
 
 exec npm start -- "$@"

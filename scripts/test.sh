@@ -10,6 +10,6 @@ else
   echo "test.sh: no Docker engine: the Docker suites will be SKIPPED (CI refuses to skip them)" >&2
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  bash scripts/install-deps.sh
 fi
 npm test
