@@ -6,11 +6,13 @@
 set -euo pipefail
 
 log() { printf 'ensure-docker: %s\n' "$*" >&2; }
+# `docker version` asks the engine for its version only; `docker info` can hang on a busy engine.
+engine_up() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-if [ -n "${DOCKER_HOST:-}" ] && docker info >/dev/null 2>&1; then
+if [ -n "${DOCKER_HOST:-}" ] && engine_up; then
   log "engine at $DOCKER_HOST answers"; exit 0
 fi
-if [ -S /var/run/docker.sock ] && docker info >/dev/null 2>&1; then
+if [ -S /var/run/docker.sock ] && engine_up; then
   log "engine at /var/run/docker.sock answers"; exit 0
 fi
 
@@ -43,7 +45,7 @@ else
 fi
 
 for _ in $(seq 1 150); do
-  if docker info >/dev/null 2>&1; then log "engine is up"; exit 0; fi
+  if engine_up; then log "engine is up"; exit 0; fi
   sleep 0.2
 done
 log "dockerd did not come up in 30 s; see /var/log/agentorch-dockerd.log"
