@@ -30,15 +30,21 @@ if [ "$(id -u)" != 0 ]; then
   log "dockerd is installed but not running, and only root can start it here"; exit 1
 fi
 
-# A dockerd that is shutting down (or a stale pid file naming a reused pid) makes a new one refuse to start.
+# A dockerd that is shutting down (or a stale pid file naming a reused pid) makes a new one
+# refuse to start. Only the default daemon's pid file counts: other daemons (e.g. a test's
+# private engine on its own socket) may run beside it.
+PIDFILE=/var/run/docker.pid
+old_pid() { [ -f "$PIDFILE" ] && cat "$PIDFILE" 2>/dev/null; }
 for _ in $(seq 1 50); do
-  pgrep -x dockerd >/dev/null 2>&1 || break
+  pid=$(old_pid || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != dockerd ]; then break; fi
   sleep 0.2
 done
-if pgrep -x dockerd >/dev/null 2>&1; then
-  log "a dockerd process exists but does not answer; waiting longer"
+pid=$(old_pid || true)
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+  log "dockerd (pid $pid) exists but does not answer; waiting longer"
 else
-  rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid 2>/dev/null || true
+  rm -f "$PIDFILE" /var/run/docker/containerd/containerd.pid 2>/dev/null || true
   log "starting dockerd"
   mkdir -p /var/log
   nohup dockerd >/var/log/agentorch-dockerd.log 2>&1 &
