@@ -9,21 +9,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, describe, expect, it } from "vitest";
-import { REPO_ROOT, startTestServer } from "../support/server.js";
+import { grpcClients, rpc, serverStream } from "../support/grpc.js";
+import type { GrpcClients } from "../support/grpc.js";
+import { startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
-
-const LOAD_OPTIONS: protoLoader.Options = {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  enums: String,
-  longs: String,
-  oneofs: true,
-  defaults: true,
-};
-
-type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
-type Unary<Req, Res> = (req: Req, cb: Callback<Res>) => grpc.ClientUnaryCall;
 
 interface WireMessage {
   messageId: string;
@@ -35,30 +25,16 @@ interface WireMessage {
   statusUpdate?: { taskId: string; progress: number; message: string };
 }
 
-interface OrchestratorClient extends grpc.Client {
-  registerAgent: Unary<{ agent: { agentId: string; image: string } }, { agent: { status: string } }>;
-  getAgent: Unary<{ agentId: string }, { agent: { status: string } }>;
-}
-interface LifecycleClient extends grpc.Client {
-  sendMessage: Unary<{ message: Record<string, unknown> }, { messageId: string; sequence: string }>;
-  ackMessages: Unary<{ agentId: string; upToSequence: string }, { acknowledgedCount: string }>;
-  streamMessages(req: { agentId: string; resumeAfterSequence?: string }): grpc.ClientReadableStream<{ message: WireMessage | null }>;
-}
-type Ctor<C> = new (address: string, creds: grpc.ChannelCredentials) => C;
-
-const pkg = grpc.loadPackageDefinition(
-  protoLoader.loadSync(["agentorch/v1/orchestrator_service.proto", "agentorch/v1/lifecycle_service.proto"], LOAD_OPTIONS),
-) as unknown as { agentorch: { v1: { AgentOrchestratorService: Ctor<OrchestratorClient>; LifecycleService: Ctor<LifecycleClient> } } };
-
-function call<Req, Res>(client: grpc.Client, fn: Unary<Req, Res>, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res!))));
+interface Sent {
+  messageId: string;
+  sequence: string;
 }
 
 /** Reads n messages (keep-alives skipped), then cancels the stream. */
-function readMessages(client: LifecycleClient, agentId: string, n: number, timeoutMs = 10_000): Promise<WireMessage[]> {
+function readMessages(client: grpc.Client, agentId: string, n: number, timeoutMs = 10_000): Promise<WireMessage[]> {
   return new Promise((resolve, reject) => {
     const got: WireMessage[] = [];
-    const stream = client.streamMessages({ agentId });
+    const stream = serverStream<{ message: WireMessage | null }>(client, "StreamMessages", { agentId });
     const timer = setTimeout(() => {
       stream.cancel();
       reject(new Error(`stream gave ${got.length} of ${n} messages in ${timeoutMs} ms`));
@@ -81,16 +57,15 @@ function readMessages(client: LifecycleClient, agentId: string, n: number, timeo
 }
 
 const servers: TestServer[] = [];
-const clients: grpc.Client[] = [];
+const clients: GrpcClients[] = [];
 const dataDir = mkdtempSync(path.join(tmpdir(), "agentorch-e2e-a2a-"));
 
-async function serve(): Promise<{ server: TestServer; agents: OrchestratorClient; lifecycle: LifecycleClient }> {
+async function serve(): Promise<GrpcClients & { server: TestServer }> {
   const server = await startTestServer({ dataDir });
   servers.push(server);
-  const agents = new pkg.agentorch.v1.AgentOrchestratorService(server.address, grpc.credentials.createInsecure());
-  const lifecycle = new pkg.agentorch.v1.LifecycleService(server.address, grpc.credentials.createInsecure());
-  clients.push(agents, lifecycle);
-  return { server, agents, lifecycle };
+  const c = grpcClients(server.address, { fields: "json" });
+  clients.push(c);
+  return { ...c, server };
 }
 
 afterAll(async () => {
@@ -108,13 +83,13 @@ const update = (progress: number) => ({
 describe("mailboxes across a restart", () => {
   it("delivers to a stopped agent in order, and after a restart resumes at the first unacknowledged message", async () => {
     const first = await serve();
-    for (const agentId of ["a", "b"]) await call(first.agents, first.agents.registerAgent, { agent: { agentId, image: "agentorch/busybox:test" } });
-    expect((await call(first.agents, first.agents.getAgent, { agentId: "b" })).agent.status).toBe("AGENT_STATUS_IDLE");
+    for (const agentId of ["a", "b"]) await rpc(first.agents, "RegisterAgent", { agent: { agentId, image: "agentorch/busybox:test" } });
+    expect((await rpc<{ agent: { status: string } }>(first.agents, "GetAgent", { agentId: "b" })).agent.status).toBe("AGENT_STATUS_IDLE");
 
     const sent = [];
-    for (const p of [10, 50, 90]) sent.push(await call(first.lifecycle, first.lifecycle.sendMessage, { message: update(p) }));
+    for (const p of [10, 50, 90]) sent.push(await rpc<Sent>(first.lifecycle, "SendMessage", { message: update(p) }));
     expect(sent.map((s) => s.sequence)).toEqual(["1", "2", "3"]);
-    const unknown = await call(first.lifecycle, first.lifecycle.sendMessage, { message: { ...update(1), toAgentId: "nobody" } }).catch((e: grpc.ServiceError) => e);
+    const unknown = await rpc(first.lifecycle, "SendMessage", { message: { ...update(1), toAgentId: "nobody" } }).catch((e: grpc.ServiceError) => e);
     expect((unknown as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
 
     const received = await readMessages(first.lifecycle, "b", 3);
@@ -123,14 +98,14 @@ describe("mailboxes across a restart", () => {
       ["2", sent[1]!.messageId, "statusUpdate", 50, "a", "job-1"],
       ["3", sent[2]!.messageId, "statusUpdate", 90, "a", "job-1"],
     ]);
-    expect((await call(first.lifecycle, first.lifecycle.ackMessages, { agentId: "b", upToSequence: "2" })).acknowledgedCount).toBe("2");
+    expect((await rpc<{ acknowledgedCount: string }>(first.lifecycle, "AckMessages", { agentId: "b", upToSequence: "2" })).acknowledgedCount).toBe("2");
 
     await first.server.stop();
     const second = await serve();
     const afterRestart = await readMessages(second.lifecycle, "b", 1);
     expect(afterRestart.map((m) => [m.sequence, m.messageId, m.statusUpdate?.progress])).toEqual([["3", sent[2]!.messageId, 90]]);
     // The mailbox's sequence carries on where it was.
-    expect((await call(second.lifecycle, second.lifecycle.sendMessage, { message: update(100) })).sequence).toBe("4");
+    expect((await rpc<Sent>(second.lifecycle, "SendMessage", { message: update(100) })).sequence).toBe("4");
     expect((await readMessages(second.lifecycle, "b", 2)).map((m) => m.sequence)).toEqual(["3", "4"]);
   });
 });

@@ -6,98 +6,31 @@
  * when the container stops; and the codes for an unknown or never-started agent.
  */
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeDocker, removeContainersOf, TEST_IMAGE } from "../support/docker.js";
-import { REPO_ROOT, startTestServer } from "../support/server.js";
+import { grpcClient, rpc, serverStream, StreamReader, streamError } from "../support/grpc.js";
+import { startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
 
-// ------------------------------------------------------------------ a grpc-js client from the .proto files
-
-type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
-type ServerStream = (req: object) => grpc.ClientReadableStream<unknown>;
-type OrchestratorClient = grpc.Client & Record<string, Unary & ServerStream>;
-
-const packageDefinition = protoLoader.loadSync("agentorch/v1/orchestrator_service.proto", {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  keepCase: true,
-  enums: String,
-  longs: String,
-  defaults: true,
-  oneofs: true,
-});
-const OrchestratorCtor = (
-  grpc.loadPackageDefinition(packageDefinition) as unknown as {
-    agentorch: { v1: { AgentOrchestratorService: new (address: string, creds: grpc.ChannelCredentials) => OrchestratorClient } };
-  }
-).agentorch.v1.AgentOrchestratorService;
-
-function rpc<T>(client: OrchestratorClient, method: string, req: object): Promise<T> {
-  return new Promise((resolve, reject) => {
-    client[method]!(req, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res as T)));
-  });
-}
+// ------------------------------------------------------------------ reading StreamAgentOutput with grpc-js
 
 /** The chunks of one StreamAgentOutput call as they arrive, and how it ended. */
-class OutputStream {
-  readonly chunks: Buffer[] = [];
-  error: grpc.ServiceError | undefined;
-  done = false;
-  private readonly waiters = new Set<() => void>();
-  readonly call: grpc.ClientReadableStream<unknown>;
-
-  constructor(client: OrchestratorClient, req: { agent_id: string; follow?: boolean; tail_bytes?: number }) {
-    this.call = client.StreamAgentOutput!({ ...req, tail_bytes: String(req.tail_bytes ?? 0) });
-    this.call.on("data", (m: { data: Buffer }) => {
-      this.chunks.push(m.data);
-      this.notify();
-    });
-    this.call.on("error", (err: grpc.ServiceError) => {
-      this.error = err;
-      this.notify();
-    });
-    this.call.on("status", (s: grpc.StatusObject) => {
-      if (s.code === grpc.status.OK) this.done = true;
-      this.notify();
-    });
+class OutputStream extends StreamReader<{ data: Buffer }> {
+  constructor(client: grpc.Client, req: { agent_id: string; follow?: boolean; tail_bytes?: number }) {
+    super(serverStream(client, "StreamAgentOutput", { ...req, tail_bytes: String(req.tail_bytes ?? 0) }));
   }
 
-  get ended(): boolean {
-    return this.done || this.error !== undefined;
+  get chunks(): Buffer[] {
+    return this.items.map((m) => m.data);
   }
 
   get text(): string {
     return Buffer.concat(this.chunks).toString("utf8");
   }
 
-  until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!pred()) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.text.slice(-200))}, error ${this.error?.code ?? "none"}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-    });
-  }
-
-  async cancel(): Promise<void> {
-    if (this.ended) return;
-    this.call.cancel();
-    await this.until(() => this.ended, "the cancelled call to end");
-  }
-
-  private notify(): void {
-    for (const w of [...this.waiters]) w();
+  protected override received(): string {
+    return JSON.stringify(this.text.slice(-200));
   }
 }
 
@@ -117,12 +50,6 @@ function expectConsecutive(numbers: number[]): void {
   for (let i = 1; i < numbers.length; i++) expect(numbers[i], `line after ${numbers[i - 1]}`).toBe(numbers[i - 1]! + 1);
 }
 
-async function streamError(s: OutputStream): Promise<grpc.ServiceError> {
-  await s.until(() => s.ended, "the stream to end");
-  if (!s.error) throw new Error("expected the stream to fail");
-  return s.error;
-}
-
 // ------------------------------------------------------------------ server and agents
 
 const runId = randomBytes(3).toString("hex");
@@ -135,7 +62,7 @@ const ticker = (agentId: string) => ({
 });
 
 let server: TestServer;
-let client: OrchestratorClient;
+let client: grpc.Client;
 const registered: string[] = [];
 
 async function register(agentId: string, start: boolean): Promise<void> {
@@ -144,9 +71,19 @@ async function register(agentId: string, start: boolean): Promise<void> {
   if (start) await rpc(client, "StartAgent", { agent_id: agentId });
 }
 
+/** Follows the agent's output until it has printed line n, then cancels. */
+async function followUntilLine(agentId: string, n: number): Promise<void> {
+  const s = new OutputStream(client, { agent_id: agentId, follow: true });
+  try {
+    await s.until(() => lineNumbers(s.text).includes(n), `line ${n}`);
+  } finally {
+    await s.cancel();
+  }
+}
+
 beforeAll(async () => {
   server = await startTestServer();
-  client = new OrchestratorCtor(server.address, grpc.credentials.createInsecure());
+  client = grpcClient(server.address, "agentorch.v1.AgentOrchestratorService");
 });
 
 afterAll(async () => {
@@ -188,12 +125,7 @@ describeDocker("StreamAgentOutput over grpc-js on a real Docker engine", () => {
   it("follow=false returns the output so far and ends, while the agent keeps running", async () => {
     const id = newId("tail");
     await register(id, true);
-    const live = new OutputStream(client, { agent_id: id, follow: true });
-    try {
-      await live.until(() => lineNumbers(live.text).includes(5), "line 5");
-    } finally {
-      await live.cancel();
-    }
+    await followUntilLine(id, 5);
     const s = new OutputStream(client, { agent_id: id, follow: false });
     await s.until(() => s.ended, "the stream to end");
     expect(s.error).toBeUndefined();
@@ -227,12 +159,7 @@ describeDocker("StreamAgentOutput over grpc-js on a real Docker engine", () => {
   it("tail_bytes limits the first chunk of a follow; live lines continue right after it", async () => {
     const id = newId("tailf");
     await register(id, true);
-    const warm = new OutputStream(client, { agent_id: id, follow: true });
-    try {
-      await warm.until(() => lineNumbers(warm.text).includes(5), "line 5");
-    } finally {
-      await warm.cancel();
-    }
+    await followUntilLine(id, 5);
     const s = new OutputStream(client, { agent_id: id, follow: true, tail_bytes: 20 });
     try {
       await s.until(() => s.chunks.length >= 1, "the first chunk");
@@ -270,7 +197,7 @@ describeDocker("StreamAgentOutput over grpc-js on a real Docker engine", () => {
   it("a follow ends with UNAVAILABLE, not OK, when the service shuts down while the container runs", async () => {
     // A server of its own, stopped in the middle of the stream; its container is removed by label afterwards.
     const own = await startTestServer();
-    const ownClient = new OrchestratorCtor(own.address, grpc.credentials.createInsecure());
+    const ownClient = grpcClient(own.address, "agentorch.v1.AgentOrchestratorService");
     try {
       const id = newId("shutdown");
       await rpc(ownClient, "RegisterAgent", { agent: ticker(id) });

@@ -16,13 +16,13 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
 import { hashToken } from "../../src/core/tokens.js";
 import { ConfigError } from "../../src/server/config.js";
 import { FakeBackend } from "../fakes/fake-backend.js";
+import { methodDefinition } from "../support/grpc.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
 
@@ -78,29 +78,6 @@ const METHODS = [AgentOrchestratorService, LifecycleService].flatMap((s) =>
 
 // ------------------------------------------------------------------ clients
 
-const LOAD_OPTIONS: protoLoader.Options = {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  enums: String,
-  longs: String,
-  oneofs: true,
-  defaults: true,
-};
-const packageDef = protoLoader.loadSync(
-  [
-    "agentorch/v1/orchestrator_service.proto",
-    "agentorch/v1/lifecycle_service.proto",
-    "grpc/health/v1/health.proto",
-    "grpc/reflection/v1/reflection.proto",
-  ],
-  LOAD_OPTIONS,
-);
-const methodDef = (p: string): protoLoader.MethodDefinition<object, object> => {
-  const [svc, name] = p.slice(1).split("/") as [string, string];
-  const def = (packageDef[svc] as protoLoader.ServiceDefinition | undefined)?.[name];
-  if (!def) throw new Error(`no ${p} in the loaded protos`);
-  return def as protoLoader.MethodDefinition<object, object>;
-};
-
 /** How a call ended, as a code name ("ok" when it was answered or its stream got going). */
 interface Outcome {
   code: string;
@@ -113,7 +90,7 @@ const GRPC_NAMES = [
 ];
 
 function grpcCall(client: grpc.Client, p: string, req: object, token?: string): Promise<Outcome> {
-  const def = methodDef(p);
+  const def = methodDefinition(p, "json");
   const md = new grpc.Metadata();
   if (token !== undefined) md.set("authorization", `Bearer ${token}`);
   const deadline = Date.now() + 15_000;
@@ -290,7 +267,7 @@ describe("with operator tokens configured", () => {
     expect(await connectCall(server.url, "/grpc.health.v1.Health/Check", {}, false)).toEqual({ code: "ok", message: "" });
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
 
-    const def = methodDef("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+    const def = methodDefinition("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "json");
     const stream = grpcClient.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata());
     const names = await new Promise<string[]>((resolve, reject) => {
       stream.on("data", (r: { listServicesResponse?: { service: { name: string }[] } }) => resolve((r.listServicesResponse?.service ?? []).map((s) => s.name)));

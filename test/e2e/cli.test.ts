@@ -7,12 +7,12 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { describeDocker, removeContainersOf, TEST_IMAGE, testDocker } from "../support/docker.js";
+import { freePort } from "../support/free-port.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
 
@@ -81,15 +81,6 @@ async function ok(args: string[]): Promise<string> {
   expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
   expect(r.stdout).not.toMatch(ANSI);
   return r.stdout;
-}
-
-/** A TCP port on which nothing listens. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 /** The lines of a table, and the column where each header starts. */

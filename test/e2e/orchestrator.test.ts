@@ -9,13 +9,13 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeDocker, removeContainersOf, TEST_IMAGE } from "../support/docker.js";
+import { grpcClient, rpc, rpcError } from "../support/grpc.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
 
-// ------------------------------------------------------------------ a grpc-js client from the .proto files
+// ------------------------------------------------------------------ what the clients see, and helpers
 
 interface AgentJson {
   agent_id: string;
@@ -30,40 +30,6 @@ interface AgentJson {
   restart_count: number;
   execution_count: number;
   config?: { agent_id: string; image: string; command: string[]; policy: string; lifecycle?: { max_restarts?: number } };
-}
-
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
-type OrchestratorClient = grpc.Client & Record<string, Unary>;
-
-const packageDefinition = protoLoader.loadSync("agentorch/v1/orchestrator_service.proto", {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  keepCase: true,
-  enums: String,
-  longs: String,
-  defaults: true,
-  oneofs: true,
-});
-const OrchestratorCtor = (
-  grpc.loadPackageDefinition(packageDefinition) as unknown as {
-    agentorch: { v1: { AgentOrchestratorService: new (address: string, creds: grpc.ChannelCredentials) => OrchestratorClient } };
-  }
-).agentorch.v1.AgentOrchestratorService;
-
-/** Calls a unary RPC; resolves the response or rejects the grpc-js ServiceError (with .code and .details). */
-function rpc<T>(client: OrchestratorClient, method: string, req: object): Promise<T> {
-  return new Promise((resolve, reject) => {
-    client[method]!(req, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res as T)));
-  });
-}
-
-/** The grpc-js error of a call that must fail. */
-async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error("expected the call to fail");
 }
 
 function execText(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -106,11 +72,11 @@ const newId = (name: string) => `e2e-${name}-${runId}`;
 const agentConfig = (agentId: string, command = ["sh", "-c", "echo hello; sleep 3600"]) => ({ agent_id: agentId, image: TEST_IMAGE, command });
 
 let server: TestServer;
-let client: OrchestratorClient;
+let client: grpc.Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  client = new OrchestratorCtor(server.address, grpc.credentials.createInsecure());
+  client = grpcClient(server.address, "agentorch.v1.AgentOrchestratorService");
 });
 
 afterAll(async () => {
@@ -124,16 +90,16 @@ afterAll(async () => {
 
 describe("AgentOrchestratorService over grpc-js: validation and lookups", () => {
   it.each(["", "a".repeat(65), "..", "a/b", "a\\b", "a_b", "a b", "a@b"])("answers INVALID_ARGUMENT for agent id %j", async (id) => {
-    const reg = await failure(rpc(client, "RegisterAgent", { agent: agentConfig(id) }));
+    const reg = await rpcError(rpc(client, "RegisterAgent", { agent: agentConfig(id) }));
     expect(reg.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(reg.details).toContain("agent_id");
-    expect((await failure(rpc(client, "GetAgent", { agent_id: id }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await rpcError(rpc(client, "GetAgent", { agent_id: id }))).code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   it("answers INVALID_ARGUMENT for a missing config and a reserved env name", async () => {
-    const missing = await failure(rpc(client, "RegisterAgent", {}));
+    const missing = await rpcError(rpc(client, "RegisterAgent", {}));
     expect([missing.code, missing.details]).toEqual([grpc.status.INVALID_ARGUMENT, "agent is required"]);
-    const env = await failure(rpc(client, "RegisterAgent", { agent: { ...agentConfig(newId("env")), env: { LD_PRELOAD: "/x.so" } } }));
+    const env = await rpcError(rpc(client, "RegisterAgent", { agent: { ...agentConfig(newId("env")), env: { LD_PRELOAD: "/x.so" } } }));
     expect(env.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(env.details).toContain("LD_PRELOAD");
   });
@@ -142,15 +108,15 @@ describe("AgentOrchestratorService over grpc-js: validation and lookups", () => 
     const id = newId("dup");
     await rpc(client, "RegisterAgent", { agent: agentConfig(id) });
     try {
-      const dup = await failure(rpc(client, "RegisterAgent", { agent: agentConfig(id) }));
+      const dup = await rpcError(rpc(client, "RegisterAgent", { agent: agentConfig(id) }));
       expect(dup.code).toBe(grpc.status.ALREADY_EXISTS);
       const unknown = newId("nobody");
       for (const method of ["GetAgent", "StartAgent", "StopAgent", "RemoveAgent", "GetAgentOutput"]) {
-        const err = await failure(rpc(client, method, { agent_id: unknown }));
+        const err = await rpcError(rpc(client, method, { agent_id: unknown }));
         expect(err.code, method).toBe(grpc.status.NOT_FOUND);
         expect(err.details, method).toContain(unknown);
       }
-      const never = await failure(rpc(client, "GetAgentOutput", { agent_id: id }));
+      const never = await rpcError(rpc(client, "GetAgentOutput", { agent_id: id }));
       expect(never.code).toBe(grpc.status.FAILED_PRECONDITION);
     } finally {
       await rpc(client, "RemoveAgent", { agent_id: id, delete_workspace: true });
@@ -177,9 +143,9 @@ describe("AgentOrchestratorService over grpc-js: validation and lookups", () => 
         pages++;
       } while (token !== "" && pages < 1000);
       expect(seen.filter((id) => ids.includes(id))).toEqual(ids);
-      const bad = await failure(rpc(client, "ListAgents", { page_token: "not-a-token" }));
+      const bad = await rpcError(rpc(client, "ListAgents", { page_token: "not-a-token" }));
       expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
-      expect((await failure(rpc(client, "ListAgents", { page_size: -1 }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await rpcError(rpc(client, "ListAgents", { page_size: -1 }))).code).toBe(grpc.status.INVALID_ARGUMENT);
     } finally {
       for (const id of ids) await rpc(client, "RemoveAgent", { agent_id: id, delete_workspace: true });
     }
@@ -266,7 +232,7 @@ describeDocker("AgentOrchestratorService over grpc-js on a real Docker engine", 
       const running = await rpc<{ agents: AgentJson[] }>(client, "ListAgents", { status: "AGENT_STATUS_RUNNING" });
       expect(running.agents.map((a) => a.agent_id)).toContain(id);
 
-      const again = await failure(rpc(client, "StartAgent", { agent_id: id }));
+      const again = await rpcError(rpc(client, "StartAgent", { agent_id: id }));
       expect(again.code).toBe(grpc.status.FAILED_PRECONDITION);
       expect(again.details).toContain("invalid state");
 
@@ -280,12 +246,12 @@ describeDocker("AgentOrchestratorService over grpc-js on a real Docker engine", 
       const stopped = (await rpc<{ agent: AgentJson }>(client, "StopAgent", { agent_id: id })).agent;
       expect(stopped.status).toBe("AGENT_STATUS_IDLE");
       expect(await containersOfAgent(id, false)).toEqual([]);
-      const stopAgain = await failure(rpc(client, "StopAgent", { agent_id: id }));
+      const stopAgain = await rpcError(rpc(client, "StopAgent", { agent_id: id }));
       expect(stopAgain.code).toBe(grpc.status.FAILED_PRECONDITION);
       expect(stopAgain.details).toContain("invalid state");
 
       await rpc(client, "RemoveAgent", { agent_id: id, delete_workspace: true });
-      expect((await failure(rpc(client, "GetAgent", { agent_id: id }))).code).toBe(grpc.status.NOT_FOUND);
+      expect((await rpcError(rpc(client, "GetAgent", { agent_id: id }))).code).toBe(grpc.status.NOT_FOUND);
       expect(await containersOfAgent(id)).toEqual([]);
     } finally {
       await rpc(client, "RemoveAgent", { agent_id: id, delete_workspace: true }).catch(() => undefined);
@@ -309,7 +275,7 @@ describeDocker("AgentOrchestratorService over grpc-js on a real Docker engine", 
     const id = newId("noimg");
     try {
       await rpc(client, "RegisterAgent", { agent: { ...agentConfig(id), image: `agentorch/no-such-image:${runId}` } });
-      const err = await failure(rpc(client, "StartAgent", { agent_id: id }));
+      const err = await rpcError(rpc(client, "StartAgent", { agent_id: id }));
       expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
       expect(err.details).toContain("no-such-image");
       const agent = (await rpc<{ agent: AgentJson }>(client, "GetAgent", { agent_id: id })).agent;

@@ -14,16 +14,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import type { Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { LifecycleService, type SubmitTaskRequest, type SubmitTaskRequestSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
 import { type Task, TaskPriority, TaskState } from "../../gen/agentorch/v1/task_pb.js";
 import { describeDocker, removeContainersOf, TEST_IMAGE, testDocker } from "../support/docker.js";
+import { connectCode } from "../support/errors.js";
+import { grpcClient, serverStream } from "../support/grpc.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
 import type { TestServer, TestServerOptions } from "../support/server.js";
 
@@ -102,15 +103,6 @@ async function noContainerLeft(label: "agentorch.agent-id" | "agentorch.task-id"
   await vi.waitFor(async () => expect(await containersLabelled(label, value)).toEqual([]), { timeout: 15_000, interval: 100 });
 }
 
-async function codeOf(p: Promise<unknown>): Promise<Code> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  throw new Error("expected the call to fail");
-}
-
 const startedAt = (t: Task) => timestampMs(t.startedAt!);
 const finishedAt = (t: Task) => timestampMs(t.finishedAt!);
 
@@ -120,28 +112,12 @@ interface TaskJson {
   task_id: string;
   state: string;
 }
-type WatchClient = grpc.Client & {
-  WatchTask(req: { task_id: string }): grpc.ClientReadableStream<{ task: TaskJson; revision: string }>;
-};
-const WatchCtor = (
-  grpc.loadPackageDefinition(
-    protoLoader.loadSync("agentorch/v1/lifecycle_service.proto", {
-      includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-      keepCase: true,
-      enums: String,
-      longs: String,
-      defaults: true,
-      oneofs: true,
-    }),
-  ) as unknown as { agentorch: { v1: { LifecycleService: new (address: string, creds: grpc.ChannelCredentials) => WatchClient } } }
-).agentorch.v1.LifecycleService;
-
 /** Follows WatchTask with grpc-js; onState sees each state as it arrives; resolves with all of them once the stream ends OK. */
 function grpcJsWatch(server: TestServer, taskId: string, onState: (state: string) => void): Promise<string[]> {
-  const client = new WatchCtor(server.address, grpc.credentials.createInsecure());
+  const client = grpcClient(server.address, "agentorch.v1.LifecycleService");
   const states: string[] = [];
   return new Promise<string[]>((resolve, reject) => {
-    const stream = client.WatchTask({ task_id: taskId });
+    const stream = serverStream<{ task: TaskJson }>(client, "WatchTask", { task_id: taskId });
     stream.on("data", (m: { task: TaskJson }) => {
       states.push(m.task.state);
       onState(m.task.state);
@@ -190,7 +166,7 @@ describeDocker.concurrent("LifecycleService on a real engine", () => {
     expect(done.state).toBe(TaskState.COMPLETED);
     expect(done.result).toMatchObject({ success: true, exitCode: 0, output: "say hello\n", data: { steps: 2 }, dataError: "" });
     expect(finishedAt(done)).toBeGreaterThanOrEqual(startedAt(done));
-    await vi.waitFor(async () => expect(await codeOf(shared.agents.getAgent({ agentId: task!.agentId }))).toBe(Code.NotFound), { timeout: 15_000 });
+    await vi.waitFor(async () => expect(await connectCode(shared.agents.getAgent({ agentId: task!.agentId }))).toBe(Code.NotFound), { timeout: 15_000 });
     await noContainerLeft("agentorch.agent-id", task!.agentId);
   });
 
@@ -323,7 +299,7 @@ describeDocker.concurrent("LifecycleService on a real engine", () => {
     expect(r.result?.output).toBe("begun\n");
     await noContainerLeft("agentorch.task-id", running.taskId);
     expect(await testDocker().getContainer(live.containerId).inspect().catch((err: { statusCode?: number }) => err.statusCode)).toBe(404);
-    expect(await codeOf(h.tasks.cancelTask({ taskId: running.taskId }))).toBe(Code.FailedPrecondition);
+    expect(await connectCode(h.tasks.cancelTask({ taskId: running.taskId }))).toBe(Code.FailedPrecondition);
   });
 
   it("WatchTask through @grpc/grpc-js and buf curl shows SUBMITTED -> WORKING -> COMPLETED, then the stream ends", async () => {

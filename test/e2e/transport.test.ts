@@ -15,36 +15,17 @@ import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createListener } from "../../src/server/listener.js";
 import { createLogger } from "../../src/server/logger.js";
 import { FakeBackend } from "../fakes/fake-backend.js";
+import { freePort } from "../support/free-port.js";
+import { grpcClient, rpc, serverStream } from "../support/grpc.js";
+import type { ServiceName } from "../support/grpc.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
 import type { TestServer } from "../support/server.js";
 
 // ------------------------------------------------------------------ clients
-
-const LOAD_OPTIONS: protoLoader.Options = {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  enums: String,
-  longs: String,
-  oneofs: true,
-  defaults: true,
-};
-
-type Callback<T> = (err: grpc.ServiceError | null, res?: T) => void;
-interface HealthClient extends grpc.Client {
-  check(req: { service: string }, md: grpc.Metadata, cb: Callback<{ status: string }>): grpc.ClientUnaryCall;
-  watch(req: { service: string }, md?: grpc.Metadata): grpc.ClientReadableStream<{ status: string }>;
-}
-type Ctor<C> = new (address: string, creds: grpc.ChannelCredentials) => C;
-
-const HealthCtor = (
-  grpc.loadPackageDefinition(protoLoader.loadSync("grpc/health/v1/health.proto", LOAD_OPTIONS)) as unknown as {
-    grpc: { health: { v1: { Health: Ctor<HealthClient> } } };
-  }
-).grpc.health.v1.Health;
 
 interface ReflectionResponse {
   messageResponse: "fileDescriptorResponse" | "listServicesResponse" | "errorResponse" | "allExtensionNumbersResponse";
@@ -56,27 +37,20 @@ interface ReflectionResponse {
 interface ReflectionClient extends grpc.Client {
   serverReflectionInfo(): grpc.ClientDuplexStream<Record<string, unknown>, ReflectionResponse>;
 }
-function reflectionCtor(version: "v1" | "v1alpha"): Ctor<ReflectionClient> {
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, LOAD_OPTIONS),
-  ) as unknown as { grpc: { reflection: Record<string, { ServerReflection: Ctor<ReflectionClient> }> } };
-  return pkg.grpc.reflection[version]!.ServerReflection;
-}
 
 const clients: grpc.Client[] = [];
-function healthClient(server: TestServer): HealthClient {
-  const c = new HealthCtor(server.address, grpc.credentials.createInsecure());
+function openClient<C extends grpc.Client = grpc.Client>(server: TestServer, service: ServiceName): C {
+  const c = grpcClient<C>(server.address, service, { fields: "json" });
   clients.push(c);
   return c;
 }
+const healthClient = (server: TestServer) => openClient(server, "grpc.health.v1.Health");
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });
 
-function check(client: HealthClient, service: string, md = new grpc.Metadata()): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.check({ service }, md, (err, res) => (err ? reject(err) : resolve(res!.status))),
-  );
+async function check(client: grpc.Client, service: string, metadata?: grpc.Metadata): Promise<string> {
+  return (await rpc<{ status: string }>(client, "Check", { service }, { metadata })).status;
 }
 
 /** Polls until fn() is truthy (yields to I/O in between); fails the test by its own timeout otherwise. */
@@ -139,7 +113,7 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   });
 
   it("streams SERVICE_UNKNOWN to a Watch of an unknown service and keeps the call open", async () => {
-    const call = healthClient(server).watch({ service: "no.such.Service" });
+    const call = serverStream<{ status: string }>(healthClient(server), "Watch", { service: "no.such.Service" });
     const seen: string[] = [];
     call.on("data", (d: { status: string }) => seen.push(d.status));
     const ended = new Promise<number>((resolve) => {
@@ -218,9 +192,7 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   });
 
   it("answers reflection requests one by one, each file's imports once per stream", async () => {
-    const client = new (reflectionCtor("v1"))(server.address, grpc.credentials.createInsecure());
-    clients.push(client);
-    const call = client.serverReflectionInfo();
+    const call = openClient<ReflectionClient>(server, "grpc.reflection.v1.ServerReflection").serverReflectionInfo();
     const responses: ReflectionResponse[] = [];
     call.on("data", (r: ReflectionResponse) => responses.push(r));
     const ask = async (req: Record<string, unknown>) => {
@@ -275,9 +247,7 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
   });
 
   it("serves v1alpha reflection over the same index", async () => {
-    const client = new (reflectionCtor("v1alpha"))(server.address, grpc.credentials.createInsecure());
-    clients.push(client);
-    const call = client.serverReflectionInfo();
+    const call = openClient<ReflectionClient>(server, "grpc.reflection.v1alpha.ServerReflection").serverReflectionInfo();
     const got = new Promise<ReflectionResponse>((resolve) => call.once("data", resolve));
     call.write({ fileContainingSymbol: "grpc.health.v1.Health" });
     const res = await got;
@@ -359,7 +329,7 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
     // Refused before any handler ran: still one line each.
     await (await fetch(check_, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: "{not json" })).arrayBuffer();
     await (await postJson(`${server.url}/agentorch.v1.AgentOrchestratorService/NoSuchMethod`, {}, auth)).arrayBuffer();
-    const watch = client.watch({ service: "" }, md);
+    const watch = serverStream(client, "Watch", { service: "" }, { metadata: md });
     watch.on("error", () => undefined);
     await new Promise((r) => watch.once("data", r));
     watch.cancel();
@@ -490,7 +460,7 @@ describe("health follows the container engine", () => {
     const backend = new FakeBackend();
     const server = await startTestServer({ overrides: { backend } });
     try {
-      const watch = healthClient(server).watch({ service: "docker" });
+      const watch = serverStream(healthClient(server), "Watch", { service: "docker" });
       const seen: string[] = [];
       watch.on("data", (d: { status: string }) => seen.push(d.status));
       const ended = new Promise<number>((resolve) => watch.on("status", (s: grpc.StatusObject) => resolve(s.code)));
@@ -518,7 +488,7 @@ describe("graceful shutdown", () => {
     const server = await startTestServer({ env: { AGENTORCH_SHUTDOWN_GRACE_MS: "600000" } });
     try {
       // 1. A health Watch (grpc-js, HTTP/2).
-      const watch = healthClient(server).watch({ service: "" });
+      const watch = serverStream(healthClient(server), "Watch", { service: "" });
       const statuses: string[] = [];
       watch.on("data", (d: { status: string }) => statuses.push(d.status));
       const watchEnded = new Promise<number>((resolve) => {
@@ -673,14 +643,6 @@ function spawnService(env: Record<string, string>): Proc {
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
   return { child, lines, stderr: () => err, exited };
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 describe("the agentorch process", () => {

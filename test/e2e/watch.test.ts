@@ -16,13 +16,14 @@ import path from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeDocker, removeContainersOf, TEST_IMAGE } from "../support/docker.js";
-import { REPO_ROOT, startTestServer } from "../support/server.js";
+import { grpcClients, rpc, serverStream, StreamReader, streamError } from "../support/grpc.js";
+import type { GrpcClients } from "../support/grpc.js";
+import { startTestServer } from "../support/server.js";
 import type { TestServer, TestServerOptions } from "../support/server.js";
 
-// ------------------------------------------------------------------ grpc-js clients from the .proto files
+// ------------------------------------------------------------------ what a grpc-js watcher receives
 
 interface AgentJson {
   agent_id: string;
@@ -48,119 +49,13 @@ interface WatchTaskMessage {
   revision: string;
 }
 
-type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => grpc.ClientUnaryCall;
-type ServerStream = (req: object, md?: grpc.Metadata, opts?: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
-type AnyClient = grpc.Client & Record<string, Unary & ServerStream>;
-type ClientCtor = new (address: string, creds: grpc.ChannelCredentials) => AnyClient;
-
-const packageDefinition = protoLoader.loadSync(["agentorch/v1/orchestrator_service.proto", "agentorch/v1/lifecycle_service.proto"], {
-  includeDirs: [path.join(REPO_ROOT, "proto"), path.join(REPO_ROOT, "third_party")],
-  keepCase: true,
-  enums: String,
-  longs: String,
-  defaults: true,
-  oneofs: true,
-});
-const v1 = (grpc.loadPackageDefinition(packageDefinition) as unknown as { agentorch: { v1: Record<string, ClientCtor> } }).agentorch.v1;
-
-interface Clients {
-  agents: AnyClient;
-  tasks: AnyClient;
-  close(): void;
+function watchAgents(c: GrpcClients, req: { agent_ids?: string[]; resume_after_revision?: number; send_initial_state?: boolean }): StreamReader<WatchMessage> {
+  const call = serverStream(c.agents, "WatchAgents", { ...req, resume_after_revision: String(req.resume_after_revision ?? 0) });
+  return new StreamReader<WatchMessage>(call);
 }
 
-function clientsFor(server: TestServer): Clients {
-  const agents = new v1.AgentOrchestratorService!(server.address, grpc.credentials.createInsecure());
-  const tasks = new v1.LifecycleService!(server.address, grpc.credentials.createInsecure());
-  return {
-    agents,
-    tasks,
-    close() {
-      agents.close();
-      tasks.close();
-    },
-  };
-}
-
-/** Calls a unary RPC; resolves the response or rejects the grpc-js ServiceError. */
-function rpc<T>(client: AnyClient, method: string, req: object): Promise<T> {
-  return new Promise((resolve, reject) => {
-    client[method]!(req, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res as T)));
-  });
-}
-
-/** A server stream's messages as they arrive, and how it ended. */
-class Stream<T> {
-  readonly items: T[] = [];
-  error: grpc.ServiceError | undefined;
-  /** Set when the server ended the stream with OK. */
-  done = false;
-  private readonly waiters = new Set<() => void>();
-
-  constructor(readonly call: grpc.ClientReadableStream<unknown>) {
-    call.on("data", (m: T) => {
-      this.items.push(m);
-      this.notify();
-    });
-    call.on("error", (err: grpc.ServiceError) => {
-      this.error = err;
-      this.notify();
-    });
-    call.on("status", (s: grpc.StatusObject) => {
-      if (s.code === grpc.status.OK) this.done = true;
-      this.notify();
-    });
-  }
-
-  get ended(): boolean {
-    return this.done || this.error !== undefined;
-  }
-
-  /** Resolves when pred holds; rejects (with what was received) after timeoutMs. */
-  until(pred: (s: this) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    if (pred(this)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!pred(this)) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out waiting for ${what}; got ${this.items.length} messages, error ${this.error?.code ?? "none"}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-    });
-  }
-
-  /** Cancels the call and waits until grpc-js reports the end (CANCELLED). */
-  async cancel(): Promise<void> {
-    if (this.ended) return;
-    this.call.cancel();
-    await this.until((s) => s.ended, "the cancelled call to end");
-  }
-
-  private notify(): void {
-    for (const w of [...this.waiters]) w();
-  }
-}
-
-function watchAgents(c: Clients, req: { agent_ids?: string[]; resume_after_revision?: number; send_initial_state?: boolean }): Stream<WatchMessage> {
-  const call = c.agents.WatchAgents!({ ...req, resume_after_revision: String(req.resume_after_revision ?? 0) });
-  return new Stream<WatchMessage>(call);
-}
-
-function watchTasks(c: Clients, req: { task_ids?: string[]; resume_after_revision?: number; send_initial_state?: boolean }): Stream<WatchMessage> {
-  return new Stream<WatchMessage>(c.tasks.WatchTasks!({ ...req, resume_after_revision: String(req.resume_after_revision ?? 0) }));
-}
-
-/** The error a stream ends with; fails when it ends OK or not at all. */
-async function streamError(s: Stream<unknown>): Promise<grpc.ServiceError> {
-  await s.until((x) => x.ended, "the stream to end");
-  if (!s.error) throw new Error("expected the stream to fail");
-  return s.error;
+function watchTasks(c: GrpcClients, req: { task_ids?: string[]; resume_after_revision?: number; send_initial_state?: boolean }): StreamReader<WatchMessage> {
+  return new StreamReader<WatchMessage>(serverStream(c.lifecycle, "WatchTasks", { ...req, resume_after_revision: String(req.resume_after_revision ?? 0) }));
 }
 
 // ------------------------------------------------------------------ event helpers
@@ -174,11 +69,11 @@ function agentSummary(events: EventJson[]): string[] {
 }
 
 const revisions = (events: EventJson[]) => events.map((e) => Number(e.revision));
-const changes = (s: Stream<WatchMessage>) => s.items.map((m) => m.event).filter((e) => e.type !== "EVENT_TYPE_BOOKMARK");
-const lastRevision = (s: Stream<WatchMessage>) => Number(s.items.at(-1)?.event.revision ?? 0);
+const changes = (s: StreamReader<WatchMessage>) => s.items.map((m) => m.event).filter((e) => e.type !== "EVENT_TYPE_BOOKMARK");
+const lastRevision = (s: StreamReader<WatchMessage>) => Number(s.items.at(-1)?.event.revision ?? 0);
 
 /** Waits until the stream has delivered a change (or bookmark) at or beyond revision. */
-function reach(s: Stream<WatchMessage>, revision: number, what = `revision ${revision}`): Promise<void> {
+function reach(s: StreamReader<WatchMessage>, revision: number, what = `revision ${revision}`): Promise<void> {
   return s.until((x) => lastRevision(x) >= revision, what);
 }
 
@@ -187,7 +82,7 @@ function expectConsecutive(revs: number[]): void {
   for (let i = 1; i < revs.length; i++) expect(revs[i], `revision after ${revs[i - 1]}`).toBe(revs[i - 1]! + 1);
 }
 
-async function listRevision(c: Clients): Promise<number> {
+async function listRevision(c: GrpcClients): Promise<number> {
   return Number((await rpc<{ revision: string }>(c.agents, "ListAgents", { page_size: 1 })).revision);
 }
 
@@ -198,13 +93,13 @@ const newId = (name: string) => `w-${name}-${runId}`;
 const sleeper = (agentId: string) => ({ agent_id: agentId, image: TEST_IMAGE, command: ["sleep", "3600"] });
 
 const servers: TestServer[] = [];
-const clients: Clients[] = [];
+const clients: GrpcClients[] = [];
 const tempDirs: string[] = [];
 
-async function serve(options: TestServerOptions = {}): Promise<{ server: TestServer; c: Clients }> {
+async function serve(options: TestServerOptions = {}): Promise<{ server: TestServer; c: GrpcClients }> {
   const server = await startTestServer(options);
   servers.push(server);
-  const c = clientsFor(server);
+  const c = grpcClients(server.address);
   clients.push(c);
   return { server, c };
 }
@@ -221,7 +116,7 @@ afterAll(async () => {
 
 describe("WatchAgents over grpc-js: list, replay, initial state, errors, heartbeats", () => {
   let server: TestServer;
-  let c: Clients;
+  let c: GrpcClients;
   beforeAll(async () => {
     ({ server, c } = await serve());
   });
@@ -481,7 +376,7 @@ async function burst(n: number, parallel: number, call: () => Promise<unknown>):
 describeDocker("WatchAgents: a consumer that cannot keep up", () => {
   const MAX_BUFFER = 50;
   let server: TestServer;
-  let c: Clients;
+  let c: GrpcClients;
   const id = newId("busy");
 
   beforeAll(async () => {
@@ -577,13 +472,13 @@ describeDocker("WatchAgents: a consumer that cannot keep up", () => {
 
 describeDocker("WatchTasks and WatchTask over grpc-js", () => {
   let server: TestServer;
-  let c: Clients;
+  let c: GrpcClients;
   beforeAll(async () => {
     ({ server, c } = await serve());
   });
 
   const submit = (script: string) =>
-    rpc<{ task: TaskJson }>(c.tasks, "SubmitTask", {
+    rpc<{ task: TaskJson }>(c.lifecycle, "SubmitTask", {
       directive: { goal: "say hello", acceptance_criteria: ["prints hello"] },
       template: { image: TEST_IMAGE, command: ["sh", "-c", script] },
     });
@@ -591,11 +486,11 @@ describeDocker("WatchTasks and WatchTask over grpc-js", () => {
     events.filter((e) => e.type !== "EVENT_TYPE_BOOKMARK").map((e) => `${short(e.type)} ${e.task?.task_id} ${e.task?.state.replace("TASK_STATE_", "")}`);
 
   it("replays task changes after a revision and resumes after a disconnect with no gap and no duplicate", async () => {
-    const from = Number((await rpc<{ revision: string }>(c.tasks, "ListTasks", {})).revision);
+    const from = Number((await rpc<{ revision: string }>(c.lifecycle, "ListTasks", {})).revision);
     const first = (await submit("echo one")).task;
     const all = watchTasks(c, { resume_after_revision: from });
     const mine = watchTasks(c, { task_ids: [first.task_id], resume_after_revision: from });
-    const terminal = (s: Stream<WatchMessage>, taskId: string) =>
+    const terminal = (s: StreamReader<WatchMessage>, taskId: string) =>
       s.until((x) => changes(x).some((e) => e.task?.task_id === taskId && e.task.state === "TASK_STATE_COMPLETED"), `${taskId} COMPLETED`);
     try {
       await terminal(all, first.task_id);
@@ -636,13 +531,13 @@ describeDocker("WatchTasks and WatchTask over grpc-js", () => {
   });
 
   it("answers OUT_OF_RANGE for a revision ahead of the log", async () => {
-    const current = Number((await rpc<{ revision: string }>(c.tasks, "ListTasks", {})).revision);
+    const current = Number((await rpc<{ revision: string }>(c.lifecycle, "ListTasks", {})).revision);
     expect((await streamError(watchTasks(c, { resume_after_revision: current + 10 }))).code).toBe(grpc.status.OUT_OF_RANGE);
   });
 
   it("WatchTask sends the task's states and ends after the terminal one", async () => {
     const task = (await submit("sleep 1; echo done")).task;
-    const w = new Stream<WatchTaskMessage>(c.tasks.WatchTask!({ task_id: task.task_id }));
+    const w = new StreamReader<WatchTaskMessage>(serverStream(c.lifecycle, "WatchTask", { task_id: task.task_id }));
     await w.until((s) => s.ended, "WatchTask to end", 30_000);
     expect(w.error).toBeUndefined();
     expect(w.done).toBe(true);
@@ -653,12 +548,12 @@ describeDocker("WatchTasks and WatchTask over grpc-js", () => {
     for (let i = 1; i < revs.length; i++) expect(revs[i]).toBeGreaterThan(revs[i - 1]!);
 
     // On a task that has already finished: its final state, then the end.
-    const again = new Stream<WatchTaskMessage>(c.tasks.WatchTask!({ task_id: task.task_id }));
+    const again = new StreamReader<WatchTaskMessage>(serverStream(c.lifecycle, "WatchTask", { task_id: task.task_id }));
     await again.until((s) => s.ended, "WatchTask on a finished task to end");
     expect(again.done).toBe(true);
     expect(again.items.map((m) => m.task.state)).toEqual(["TASK_STATE_COMPLETED"]);
 
-    const unknown = new Stream<WatchTaskMessage>(c.tasks.WatchTask!({ task_id: newId("no-task") }));
+    const unknown = new StreamReader<WatchTaskMessage>(serverStream(c.lifecycle, "WatchTask", { task_id: newId("no-task") }));
     expect((await streamError(unknown)).code).toBe(grpc.status.NOT_FOUND);
   });
 });

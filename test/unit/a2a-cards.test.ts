@@ -5,20 +5,10 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CardInput } from "../../src/core/a2a/card.js";
-import { isAgentorchError } from "../../src/core/errors.js";
+import { kindOf } from "../support/errors.js";
 import { cleanupWorlds, openWorld, register } from "./a2a-fixture.js";
 
 afterEach(cleanupWorlds);
-
-function kindOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isAgentorchError(err)) return err.kind;
-    throw err;
-  }
-  return "ok";
-}
 
 describe("publish and get", () => {
   it("stores a card with the agent's status, defaulting the name to the agent's", async () => {

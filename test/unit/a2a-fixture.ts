@@ -1,6 +1,7 @@
 /**
  * The A2A core over the real SQLite store (a file in a temporary directory, so a test can
- * close and reopen it), a fake container backend and the real agent and task services.
+ * close and reopen it), a fake container backend and the real agent and task services
+ * (test/support/core-fixture.ts), with the card and mailbox services on top.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,16 +10,14 @@ import { CardService } from "../../src/core/a2a/card-service.js";
 import type { MessageInput } from "../../src/core/a2a/message.js";
 import type { MailboxItem } from "../../src/core/a2a/message-stream.js";
 import { type MailboxConfig, MailboxService } from "../../src/core/a2a/mailbox-service.js";
-import { AgentService } from "../../src/core/agent-service.js";
-import { EventBus } from "../../src/core/event-bus.js";
-import { TaskService } from "../../src/core/tasks/task-service.js";
+import type { AgentService } from "../../src/core/agent-service.js";
+import type { TaskService } from "../../src/core/tasks/task-service.js";
 import { createSqliteCardStore } from "../../src/store/sqlite/card-store.js";
 import { createSqliteMailboxStore } from "../../src/store/sqlite/mailbox-store.js";
-import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { createSqliteTaskStore } from "../../src/store/sqlite/task-store.js";
-import { createTestLogger, ManualClock } from "../fakes/clock-and-logger.js";
+import type { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { ManualClock } from "../fakes/clock-and-logger.js";
 import { FakeBackend } from "../fakes/fake-backend.js";
-import { FakeWorkspaces } from "../fakes/fake-workspaces.js";
+import { buildCore, closeCores } from "../support/core-fixture.js";
 
 export interface A2AWorld {
   dir: string;
@@ -39,6 +38,7 @@ const open: A2AWorld[] = [];
 /** Closes every world and deletes every directory made so far: call in afterEach. */
 export async function cleanupWorlds(): Promise<void> {
   for (const w of open.splice(0).reverse()) await w.close();
+  await closeCores();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
@@ -46,23 +46,10 @@ export async function cleanupWorlds(): Promise<void> {
 export async function openWorld(opts: { dir?: string; mailbox?: Partial<MailboxConfig>; clock?: ManualClock } = {}): Promise<A2AWorld> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "agentorch-a2a-"));
   if (!opts.dir) dirs.push(dir);
-  const logger = createTestLogger();
-  const clock = opts.clock ?? new ManualClock();
-  const store = openSqliteStore({ path: path.join(dir, "agentorch.db"), logger, clock });
   const backend = new FakeBackend();
   backend.images.add("agentorch/busybox:test");
-  const workspaces = new FakeWorkspaces();
-  const bus = new EventBus(logger);
-  const agents = new AgentService({
-    store,
-    backend,
-    workspaces,
-    clock,
-    logger,
-    bus,
-    config: { instanceId: "a2a-test", maxRunning: 100, imageAllowlist: [], enforceIntervalMs: 0 },
-  });
-  const tasks = new TaskService({ agents, tasks: createSqliteTaskStore(store), store, workspaces, clock, logger, bus, reapIntervalMs: 0 });
+  const core = buildCore({ dbPath: path.join(dir, "agentorch.db"), backend, clock: opts.clock });
+  const { store, agents, tasks, bus, clock, logger } = core;
   const cards = new CardService({ cards: createSqliteCardStore(store), agents, bus, clock, logger, tasks });
   const mailboxes = new MailboxService({
     mailboxes: createSqliteMailboxStore(store),
@@ -72,8 +59,7 @@ export async function openWorld(opts: { dir?: string; mailbox?: Partial<MailboxC
     logger,
     config: { pruneIntervalMs: 0, ...opts.mailbox },
   });
-  await agents.open();
-  await tasks.open();
+  await core.open();
   cards.open();
   mailboxes.open();
   let closed = false;
@@ -91,8 +77,7 @@ export async function openWorld(opts: { dir?: string; mailbox?: Partial<MailboxC
       closed = true;
       mailboxes.close();
       cards.close();
-      await tasks.close();
-      await agents.close();
+      await core.close();
       store.close();
     },
   };

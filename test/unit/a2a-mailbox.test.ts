@@ -6,31 +6,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { MessageInput } from "../../src/core/a2a/message.js";
 import { isAgentorchError } from "../../src/core/errors.js";
+import { kindOf, kindOfAsync } from "../support/errors.js";
 import { cleanupWorlds, nextWithin, openWorld, register, take, update } from "./a2a-fixture.js";
 
 afterEach(cleanupWorlds);
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function kindOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isAgentorchError(err)) return err.kind;
-    throw err;
-  }
-  return "ok";
-}
-
-async function kindOfAsync(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (isAgentorchError(err)) return err.kind;
-    throw err;
-  }
-  return "ok";
-}
 
 describe("send and stream", () => {
   it("stores messages with gap-free sequences and UUIDs and streams them in order, then live ones", async () => {

@@ -20,7 +20,7 @@ import {
 } from "../../src/api/agent-mapping.js";
 import type { Agent, AgentConfig, AgentStatus } from "../../src/core/agent.js";
 import { LIMITS, validateAgentConfig } from "../../src/core/agent-config.js";
-import { type AgentorchError, isAgentorchError } from "../../src/core/errors.js";
+import { thrown } from "../support/errors.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -57,16 +57,6 @@ function fullAgent(): Agent {
     currentTaskId: "task-9",
     ephemeral: false,
   };
-}
-
-function thrown(fn: () => unknown): AgentorchError {
-  try {
-    fn();
-  } catch (err) {
-    if (isAgentorchError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected an AgentorchError, nothing was thrown");
 }
 
 function configProto(init: Omit<MessageInitShape<typeof AgentConfigSchema>, "$typeName"> = {}): AgentConfigProto {

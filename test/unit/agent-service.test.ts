@@ -4,44 +4,29 @@
  * engine in test/integration.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AgentService, type AgentServiceConfig } from "../../src/core/agent-service.js";
+import type { AgentServiceConfig } from "../../src/core/agent-service.js";
 import type { AgentConfigInput } from "../../src/core/agent-config.js";
-import { isAgentorchError, unavailable } from "../../src/core/errors.js";
-import { EventBus } from "../../src/core/event-bus.js";
-import type { StoredEvent } from "../../src/core/ports.js";
-import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { FakeBackend } from "../fakes/fake-backend.js";
-import { FakeWorkspaces } from "../fakes/fake-workspaces.js";
-import { createTestLogger, ManualClock } from "../fakes/clock-and-logger.js";
+import { unavailable } from "../../src/core/errors.js";
+import type { FakeBackend } from "../fakes/fake-backend.js";
+import { closeCores, type CoreOptions, openAgentCore } from "../support/core-fixture.js";
+import { rejection } from "../support/errors.js";
 
-const open: AgentService[] = [];
-
-async function makeService(config: Partial<AgentServiceConfig> = {}, shared?: { store: SqliteStore; backend: FakeBackend; clock: ManualClock }) {
-  const logger = createTestLogger();
-  const store = shared?.store ?? openSqliteStore({ path: ":memory:", logger });
-  const backend = shared?.backend ?? new FakeBackend();
-  const clock = shared?.clock ?? new ManualClock();
-  const workspaces = new FakeWorkspaces();
-  const bus = new EventBus();
-  const events: StoredEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  const service = new AgentService({
-    store,
-    backend,
-    workspaces,
-    clock,
-    logger,
-    bus,
-    config: { instanceId: "test-instance", maxRunning: 100, imageAllowlist: [], enforceIntervalMs: 0, restartBackoffMs: 10, ...config },
-  });
-  await service.open();
-  open.push(service);
-  return { service, store, backend, clock, workspaces, events };
+/** AgentService alone on a core; shared: an earlier core's store, backend and clock (a restart). */
+async function makeService(config: Partial<AgentServiceConfig> = {}, shared: Pick<CoreOptions, "store" | "backend" | "clock"> = {}) {
+  const core = await openAgentCore({ ...shared, agentConfig: { restartBackoffMs: 10, ...config } });
+  return { ...core, service: core.agents };
 }
 
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-});
+afterEach(closeCores);
+
+/** Holds every spawn until it is released (or the gate removed); the returned function releases the latest. */
+function gateSpawns(backend: FakeBackend): () => void {
+  let release: () => void = () => {};
+  backend.spawnGate = (r) => {
+    release = r;
+  };
+  return () => release();
+}
 
 const cfg = (agentId: string, extra: Partial<AgentConfigInput> = {}): AgentConfigInput => ({
   agentId,
@@ -49,16 +34,6 @@ const cfg = (agentId: string, extra: Partial<AgentConfigInput> = {}): AgentConfi
   command: ["sh", "-c", "sleep 3600"],
   ...extra,
 });
-
-async function rejection(p: Promise<unknown> | (() => unknown)): Promise<{ kind: string; message: string }> {
-  try {
-    await (typeof p === "function" ? p() : p);
-  } catch (err) {
-    if (isAgentorchError(err)) return { kind: err.kind, message: err.message };
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("registration", () => {
   it.each(["", "a".repeat(65), "..", "a/b", "a\\b", "a_b", "a b", "a@b", "ü"])("refuses agent id %j", async (id) => {
@@ -238,10 +213,7 @@ describe("start and stop", () => {
     const { service, backend } = await makeService();
     await service.register(cfg("slow"));
     await service.register(cfg("fast"));
-    let release: () => void = () => {};
-    backend.spawnGate = (r) => {
-      release = r;
-    };
+    const release = gateSpawns(backend);
     const slow = service.start("slow");
     await vi.waitFor(() => expect(service.get("slow").status).toBe("starting"));
     backend.spawnGate = undefined;
@@ -332,10 +304,7 @@ describe("container exits", () => {
     await service.start("instant");
     await vi.waitFor(() => expect(service.get("instant")).toMatchObject({ status: "idle", exitCode: 0 }));
     await service.register(cfg("quick"));
-    let release: () => void = () => {};
-    backend.spawnGate = (r) => {
-      release = r;
-    };
+    const release = gateSpawns(backend);
     const starting = service.start("quick");
     await vi.waitFor(() => expect(service.get("quick").status).toBe("starting"));
     backend.spawnGate = undefined;
@@ -413,8 +382,7 @@ describe("restart of the service", () => {
     const keep = await first.service.start("keep");
     const gone = await first.service.start("gone");
     const late = await first.service.start("late");
-    await first.service.close();
-    open.splice(open.indexOf(first.service), 1);
+    await first.close();
     // While the service is down: one container vanishes, one exits, and an orphan appears.
     backend.vanish(gone.containerId);
     backend.exit(late.containerId, 2);

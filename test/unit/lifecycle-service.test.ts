@@ -6,7 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import type { Client } from "@connectrpc/connect";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { LifecycleService, type SubmitTaskRequest } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
@@ -15,50 +15,20 @@ import type { SubmitTaskRequestSchema } from "../../gen/agentorch/v1/lifecycle_s
 import type { SandboxPolicy } from "../../gen/agentorch/v1/agent_pb.js";
 import { type Task as TaskProto, TaskPriority, TaskState } from "../../gen/agentorch/v1/task_pb.js";
 import { createLifecycleService, type LifecycleServiceDeps } from "../../src/api/lifecycle-service.js";
-import { AgentService } from "../../src/core/agent-service.js";
 import { notFound } from "../../src/core/errors.js";
-import { EventBus } from "../../src/core/event-bus.js";
-import { TaskService } from "../../src/core/tasks/task-service.js";
-import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { createSqliteTaskStore } from "../../src/store/sqlite/task-store.js";
-import { createTestLogger, ManualClock } from "../fakes/clock-and-logger.js";
-import { FakeBackend } from "../fakes/fake-backend.js";
-import { FakeWorkspaces } from "../fakes/fake-workspaces.js";
+import type { FakeBackend } from "../fakes/fake-backend.js";
+import { closeCores, openCore } from "../support/core-fixture.js";
+import { connectCode, connectError } from "../support/errors.js";
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+afterEach(closeCores);
 
+/** The real core behind a Connect client over createRouterTransport. */
 async function setup(extra: Partial<LifecycleServiceDeps> = {}) {
-  const logger = createTestLogger();
-  const store = openSqliteStore({ path: ":memory:", logger });
-  const backend = new FakeBackend();
-  const workspaces = new FakeWorkspaces();
-  const clock = new ManualClock();
-  const bus = new EventBus();
-  const agents = new AgentService({
-    store,
-    backend,
-    workspaces,
-    clock,
-    logger,
-    bus,
-    config: { instanceId: "t", maxRunning: 100, imageAllowlist: [], enforceIntervalMs: 0 },
-  });
-  const tasks = new TaskService({ agents, tasks: createSqliteTaskStore(store), store, workspaces, clock, logger, bus, reapIntervalMs: 0 });
-  await agents.open();
-  await tasks.open();
+  const core = await openCore();
   const transport = createRouterTransport(({ service }) => {
-    service(LifecycleService, createLifecycleService({ tasks, logger, ...extra }));
+    service(LifecycleService, createLifecycleService({ tasks: core.tasks, logger: core.logger, ...extra }));
   });
-  const client = createClient(LifecycleService, transport);
-  closers.push(async () => {
-    await tasks.close();
-    await agents.close();
-    store.close();
-  });
-  return { client, agents, tasks, backend, workspaces, clock, bus };
+  return { ...core, client: createClient(LifecycleService, transport) };
 }
 
 type Setup = Awaited<ReturnType<typeof setup>>;
@@ -72,24 +42,6 @@ const onTemplate = (extra: SubmitInit = {}): SubmitInit => ({
   target: { case: "template", value: template },
   ...extra,
 });
-
-async function codeOf(p: Promise<unknown>): Promise<Code> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function errorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 function containerOf(backend: FakeBackend, taskId: string) {
   const c = [...backend.containers.values()].find((x) => x.spec.labels.taskId === taskId);
@@ -155,10 +107,10 @@ describe("SubmitTask / GetTask", () => {
 
   it("NOT_FOUND for an unknown agent; FAILED_PRECONDITION for a busy one", async () => {
     const s = await setup();
-    expect(await codeOf(s.client.submitTask({ directive, target: { case: "agentId", value: "nobody" } }))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.submitTask({ directive, target: { case: "agentId", value: "nobody" } }))).toBe(Code.NotFound);
     await s.agents.register({ agentId: "worker", image: "busybox:test" });
     await s.client.submitTask({ directive, target: { case: "agentId", value: "worker" } });
-    const err = await errorOf(s.client.submitTask({ directive, target: { case: "agentId", value: "worker" } }));
+    const err = await connectError(s.client.submitTask({ directive, target: { case: "agentId", value: "worker" } }));
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toContain("busy");
   });
@@ -181,7 +133,7 @@ describe("SubmitTask / GetTask", () => {
       ["unknown priority", onTemplate({ priority: 17 as TaskPriority })],
     ];
     for (const [name, req] of cases) {
-      expect(await codeOf(s.client.submitTask(req)), name).toBe(Code.InvalidArgument);
+      expect(await connectCode(s.client.submitTask(req)), name).toBe(Code.InvalidArgument);
     }
     // Nothing was created by the refused calls.
     expect((await s.client.listTasks({})).tasks).toEqual([]);
@@ -194,16 +146,16 @@ describe("SubmitTask / GetTask", () => {
     await s.client.submitTask(onTemplate()); // runs
     const waiting = (await s.client.submitTask(onTemplate())).task!; // waits
     expect(waiting.state).toBe(TaskState.SUBMITTED);
-    const err = await errorOf(s.client.submitTask(onTemplate()));
+    const err = await connectError(s.client.submitTask(onTemplate()));
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.rawMessage).toContain("max_queued_tasks");
   });
 
   it("GetTask: NOT_FOUND for an unknown task, INVALID_ARGUMENT for a malformed id", async () => {
     const s = await setup();
-    expect(await codeOf(s.client.getTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
-    expect(await codeOf(s.client.getTask({ taskId: "" }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(s.client.getTask({ taskId: "../etc" }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.getTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.getTask({ taskId: "" }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.getTask({ taskId: "../etc" }))).toBe(Code.InvalidArgument);
   });
 });
 
@@ -243,13 +195,13 @@ describe("ListTasks", () => {
     const s = await setup();
     await s.client.submitTask(onTemplate());
     await s.client.submitTask(onTemplate());
-    expect(await codeOf(s.client.listTasks({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(s.client.listTasks({ pageSize: -1 }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(s.client.listTasks({ pageSize: 1001 }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(s.client.listTasks({ state: 42 as TaskState }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.listTasks({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.listTasks({ pageSize: -1 }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.listTasks({ pageSize: 1001 }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.listTasks({ state: 42 as TaskState }))).toBe(Code.InvalidArgument);
     const { nextPageToken } = await s.client.listTasks({ pageSize: 1 });
     expect(nextPageToken).not.toBe("");
-    expect(await codeOf(s.client.listTasks({ pageSize: 1, pageToken: nextPageToken, state: TaskState.FAILED }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.listTasks({ pageSize: 1, pageToken: nextPageToken, state: TaskState.FAILED }))).toBe(Code.InvalidArgument);
   });
 });
 
@@ -280,10 +232,10 @@ describe("CancelTask", () => {
     const t = (await s.client.submitTask(onTemplate())).task!;
     s.backend.exit((await vi.waitFor(() => containerOf(s.backend, t.taskId))).id, 0);
     await until(s.client, t.taskId, TaskState.COMPLETED);
-    const err = await errorOf(s.client.cancelTask({ taskId: t.taskId }));
+    const err = await connectError(s.client.cancelTask({ taskId: t.taskId }));
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toContain("COMPLETED");
-    expect(await codeOf(s.client.cancelTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.cancelTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
   });
 });
 
@@ -315,14 +267,14 @@ describe("RetryTask", () => {
     const ok = (await s.client.submitTask(onTemplate())).task!;
     s.backend.exit((await vi.waitFor(() => containerOf(s.backend, ok.taskId))).id, 0);
     await until(s.client, ok.taskId, TaskState.COMPLETED);
-    expect(await codeOf(s.client.retryTask({ taskId: ok.taskId }))).toBe(Code.FailedPrecondition);
-    expect(await codeOf(s.client.retryTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.retryTask({ taskId: ok.taskId }))).toBe(Code.FailedPrecondition);
+    expect(await connectCode(s.client.retryTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
 
     const bad = (await s.client.submitTask(onTemplate())).task!;
     s.backend.exit((await vi.waitFor(() => containerOf(s.backend, bad.taskId))).id, 1);
     await until(s.client, bad.taskId, TaskState.FAILED);
-    expect(await codeOf(s.client.retryTask({ taskId: bad.taskId, gaps: [""] }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(s.client.retryTask({ taskId: bad.taskId, gaps: Array.from({ length: 65 }, () => "g") }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.retryTask({ taskId: bad.taskId, gaps: [""] }))).toBe(Code.InvalidArgument);
+    expect(await connectCode(s.client.retryTask({ taskId: bad.taskId, gaps: Array.from({ length: 65 }, () => "g") }))).toBe(Code.InvalidArgument);
   });
 });
 
@@ -377,8 +329,8 @@ describe("WatchTask", () => {
     const drain = async (taskId: string) => {
       for await (const _ of s.client.watchTask({ taskId })) throw new Error("no message expected");
     };
-    expect(await codeOf(drain("task-nope"))).toBe(Code.NotFound);
-    expect(await codeOf(drain(""))).toBe(Code.InvalidArgument);
+    expect(await connectCode(drain("task-nope"))).toBe(Code.NotFound);
+    expect(await connectCode(drain(""))).toBe(Code.InvalidArgument);
   });
 
   it("stops following when the client goes away", async () => {
@@ -394,7 +346,7 @@ describe("WatchTask", () => {
         ac.abort();
       }
     })();
-    expect(await codeOf(watching)).toBe(Code.Canceled);
+    expect(await connectCode(watching)).toBe(Code.Canceled);
     expect(first).toHaveLength(1);
     await vi.waitFor(() => expect(s.bus.listenerCount).toBe(listeners));
   });
@@ -455,7 +407,7 @@ describe("Get/UpdateLifecycleConfig", () => {
       ["negative duration", { config: { maxExecutionTime: { seconds: -1n } }, updateMask: { paths: ["max_execution_time"] } }],
       ["zombie below max execution", { config: { zombieTimeout: durationFromMs(1_000) }, updateMask: { paths: ["zombie_timeout"] } }],
     ];
-    for (const [name, req] of bad) expect(await codeOf(s.client.updateLifecycleConfig(req)), name).toBe(Code.InvalidArgument);
+    for (const [name, req] of bad) expect(await connectCode(s.client.updateLifecycleConfig(req)), name).toBe(Code.InvalidArgument);
     expect((await s.client.getLifecycleConfig({})).config).toEqual(before);
   });
 });
@@ -465,12 +417,12 @@ describe("Get/UpdateLifecycleConfig", () => {
 describe("A2A and WatchTasks", () => {
   it("answer UNIMPLEMENTED until their handlers are given", async () => {
     const s = await setup();
-    expect(await codeOf(s.client.getAgentCard({ agentId: "a" }))).toBe(Code.Unimplemented);
-    expect(await codeOf(s.client.sendMessage({}))).toBe(Code.Unimplemented);
+    expect(await connectCode(s.client.getAgentCard({ agentId: "a" }))).toBe(Code.Unimplemented);
+    expect(await connectCode(s.client.sendMessage({}))).toBe(Code.Unimplemented);
     const drain = async (it: AsyncIterable<unknown>) => {
       for await (const _ of it) throw new Error("no message expected");
     };
-    expect(await codeOf(drain(s.client.streamMessages({ agentId: "a" })))).toBe(Code.Unimplemented);
+    expect(await connectCode(drain(s.client.streamMessages({ agentId: "a" })))).toBe(Code.Unimplemented);
   });
 
   it("serve the handlers given in deps", async () => {
@@ -486,8 +438,8 @@ describe("A2A and WatchTasks", () => {
       },
     });
     expect((await s.client.getAgentCard({ agentId: "a" })).card).toMatchObject({ agentId: "a", name: "card" });
-    expect(await codeOf(s.client.ackMessages({}))).toBe(Code.Unimplemented);
-    expect(await codeOf(s.client.listAgentCards({}))).toBe(Code.NotFound);
-    expect(await codeOf(s.client.getTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.ackMessages({}))).toBe(Code.Unimplemented);
+    expect(await connectCode(s.client.listAgentCards({}))).toBe(Code.NotFound);
+    expect(await connectCode(s.client.getTask({ taskId: "task-nope" }))).toBe(Code.NotFound);
   });
 });

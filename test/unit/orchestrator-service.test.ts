@@ -24,6 +24,7 @@ import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { FakeBackend } from "../fakes/fake-backend.js";
 import { FakeWorkspaces } from "../fakes/fake-workspaces.js";
 import { ManualClock } from "../fakes/clock-and-logger.js";
+import { connectError } from "../support/errors.js";
 
 // ------------------------------------------------------------------ fakes
 
@@ -167,15 +168,6 @@ function setup() {
   return { agents, logger, client: createClient(AgentOrchestratorService, transport) };
 }
 
-async function rejection(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
-
 // ------------------------------------------------------------------ happy paths
 
 describe("AgentOrchestratorService (in memory)", () => {
@@ -292,7 +284,7 @@ describe("AgentOrchestratorService (in memory)", () => {
     const call = t.client.startAgent({ agentId: "a-1" }, { signal: ac.signal });
     await waitUntil(() => t.agents.calls.length === 1);
     ac.abort();
-    const err = await rejection(call);
+    const err = await connectError(call);
     expect(err.code).toBe(Code.Canceled);
     const coreSignal = t.agents.calls[0]!.args.at(-1) as AbortSignal;
     expect(coreSignal.aborted).toBe(true);
@@ -301,7 +293,7 @@ describe("AgentOrchestratorService (in memory)", () => {
   it("aborts the core's work when the call's deadline passes", async () => {
     t.agents.agents.set("a-1", makeAgent());
     t.agents.hangNext.add("stop");
-    const err = await rejection(t.client.stopAgent({ agentId: "a-1" }, { timeoutMs: 50 }));
+    const err = await connectError(t.client.stopAgent({ agentId: "a-1" }, { timeoutMs: 50 }));
     expect(err.code).toBe(Code.DeadlineExceeded);
     await waitUntil(() => (t.agents.calls[0]!.args.at(-1) as AbortSignal).aborted);
   });
@@ -328,7 +320,7 @@ describe("error mapping over the wire", () => {
     const t = setup();
     t.agents.agents.set("a-1", makeAgent());
     t.agents.failNext.set("start", new AgentorchError(kind, `cannot start: ${kind} happened`, { agentId: "a-1" }));
-    const err = await rejection(t.client.startAgent({ agentId: "a-1" }));
+    const err = await connectError(t.client.startAgent({ agentId: "a-1" }));
     expect(err.code).toBe(code);
     expect(err.rawMessage).toBe(`cannot start: ${kind} happened`);
     expect(t.logger.lines.filter((l) => l.level === "error")).toEqual([]);
@@ -351,7 +343,7 @@ describe("error mapping over the wire", () => {
         output: () => t.client.getAgentOutput({ agentId: "a-1" }),
         enforceLifecycle: () => t.client.enforceLifecycle({}),
       };
-      const err = await rejection(calls[method]());
+      const err = await connectError(calls[method]());
       expect(err.code).toBe(Code.Unavailable);
       expect(err.rawMessage).toBe(`engine down in ${method}`);
     },
@@ -360,7 +352,7 @@ describe("error mapping over the wire", () => {
   it("an unexpected error is INTERNAL with its message hidden and the cause logged under the same id", async () => {
     const t = setup();
     t.agents.failNext.set("get", new Error("SQLITE_CORRUPT at /secret/data/agentorch.db"));
-    const err = await rejection(t.client.getAgent({ agentId: "a-1" }));
+    const err = await connectError(t.client.getAgent({ agentId: "a-1" }));
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).not.toContain("SQLITE");
     expect(err.rawMessage).not.toContain("/secret");
@@ -375,7 +367,7 @@ describe("error mapping over the wire", () => {
   it("an AgentorchError of kind internal is hidden too", async () => {
     const t = setup();
     t.agents.failNext.set("list", new AgentorchError("internal", "store invariant broken: row 17"));
-    const err = await rejection(t.client.listAgents({}));
+    const err = await connectError(t.client.listAgents({}));
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toMatch(/^internal error \(id [0-9a-f]{8}\)$/);
     expect(t.logger.lines.filter((l) => l.level === "error")).toHaveLength(1);
@@ -384,7 +376,7 @@ describe("error mapping over the wire", () => {
   it("a thrown non-Error value is INTERNAL", async () => {
     const t = setup();
     t.agents.failNext.set("enforceLifecycle", "just a string");
-    const err = await rejection(t.client.enforceLifecycle({}));
+    const err = await connectError(t.client.enforceLifecycle({}));
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).not.toContain("just a string");
   });
@@ -392,7 +384,7 @@ describe("error mapping over the wire", () => {
   it("a ConnectError passes through unchanged", async () => {
     const t = setup();
     t.agents.failNext.set("get", new ConnectError("try again later", Code.Aborted));
-    const err = await rejection(t.client.getAgent({ agentId: "a-1" }));
+    const err = await connectError(t.client.getAgent({ agentId: "a-1" }));
     expect(err.code).toBe(Code.Aborted);
     expect(err.rawMessage).toBe("try again later");
   });
@@ -400,13 +392,13 @@ describe("error mapping over the wire", () => {
   it("an AbortError from the core is CANCELED", async () => {
     const t = setup();
     t.agents.failNext.set("stop", new DOMException("This operation was aborted", "AbortError"));
-    const err = await rejection(t.client.stopAgent({ agentId: "a-1" }));
+    const err = await connectError(t.client.stopAgent({ agentId: "a-1" }));
     expect(err.code).toBe(Code.Canceled);
   });
 
   it("a missing agent config is INVALID_ARGUMENT and the core is not called", async () => {
     const t = setup();
-    const err = await rejection(t.client.registerAgent({}));
+    const err = await connectError(t.client.registerAgent({}));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toBe("agent is required");
     expect(t.agents.calls).toEqual([]);
@@ -414,14 +406,14 @@ describe("error mapping over the wire", () => {
 
   it("an invalid config is INVALID_ARGUMENT naming the field (refused by the core)", async () => {
     const t = setup();
-    const err = await rejection(t.client.registerAgent({ agent: { agentId: "x", image: "i", env: { LD_PRELOAD: "/evil.so" } } }));
+    const err = await connectError(t.client.registerAgent({ agent: { agentId: "x", image: "i", env: { LD_PRELOAD: "/evil.so" } } }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("LD_PRELOAD");
   });
 
   it("an out-of-range int64 in the config is INVALID_ARGUMENT naming the field", async () => {
     const t = setup();
-    const err = await rejection(t.client.registerAgent({ agent: { agentId: "x", image: "i", resources: { pidsLimit: 2n ** 60n } } }));
+    const err = await connectError(t.client.registerAgent({ agent: { agentId: "x", image: "i", resources: { pidsLimit: 2n ** 60n } } }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("resources.pids_limit");
     expect(t.agents.calls).toEqual([]);
@@ -429,7 +421,7 @@ describe("error mapping over the wire", () => {
 
   it("a negative page_size is INVALID_ARGUMENT", async () => {
     const t = setup();
-    const err = await rejection(t.client.listAgents({ pageSize: -1 }));
+    const err = await connectError(t.client.listAgents({ pageSize: -1 }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("page_size");
     expect(t.agents.calls).toEqual([]);
@@ -437,14 +429,14 @@ describe("error mapping over the wire", () => {
 
   it("an unknown status filter is INVALID_ARGUMENT", async () => {
     const t = setup();
-    const err = await rejection(t.client.listAgents({ status: 42 as AgentStatusProto }));
+    const err = await connectError(t.client.listAgents({ status: 42 as AgentStatusProto }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("status");
   });
 
   it.each([-1n, 2n ** 53n])("max_bytes %s is INVALID_ARGUMENT", async (maxBytes) => {
     const t = setup();
-    const err = await rejection(t.client.getAgentOutput({ agentId: "a-1", maxBytes }));
+    const err = await connectError(t.client.getAgentOutput({ agentId: "a-1", maxBytes }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("max_bytes");
     expect(t.agents.calls).toEqual([]);
@@ -470,7 +462,7 @@ describe("withErrors on a server stream", () => {
     );
     const client = createClient(Health, createRouterTransport((router) => router.service(Health, impl)));
     const got: HealthCheckResponse_ServingStatus[] = [];
-    const err = await rejection(
+    const err = await connectError(
       (async () => {
         for await (const res of client.watch({})) got.push(res.status);
       })(),
@@ -480,7 +472,7 @@ describe("withErrors on a server stream", () => {
     expect(err.rawMessage).not.toContain("secret");
     expect((await client.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     // A synchronous throw from a unary handler is converted too.
-    const listErr = await rejection(client.list({}));
+    const listErr = await connectError(client.list({}));
     expect(listErr.code).toBe(Code.NotFound);
     expect(listErr.rawMessage).toBe("nothing to list");
   });
@@ -540,7 +532,7 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
     expect(started.executionCount).toBe(1);
     expect(started.startedAt).toBeDefined();
 
-    const again = await rejection(client.startAgent({ agentId: "life-1" }));
+    const again = await connectError(client.startAgent({ agentId: "life-1" }));
     expect(again.code).toBe(Code.FailedPrecondition);
     expect(again.rawMessage).toContain("invalid state");
 
@@ -550,7 +542,7 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
 
     const stopped = (await client.stopAgent({ agentId: "life-1" })).agent!;
     expect(stopped.status).toBe(AgentStatusProto.IDLE);
-    const stopAgain = await rejection(client.stopAgent({ agentId: "life-1" }));
+    const stopAgain = await connectError(client.stopAgent({ agentId: "life-1" }));
     expect(stopAgain.code).toBe(Code.FailedPrecondition);
     expect(stopAgain.rawMessage).toContain("invalid state");
 
@@ -559,23 +551,23 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
 
     await client.removeAgent({ agentId: "life-1" });
     expect(backend.running()).toEqual([]);
-    expect((await rejection(client.getAgent({ agentId: "life-1" }))).code).toBe(Code.NotFound);
-    expect((await rejection(client.removeAgent({ agentId: "life-1" }))).code).toBe(Code.NotFound);
+    expect((await connectError(client.getAgent({ agentId: "life-1" }))).code).toBe(Code.NotFound);
+    expect((await connectError(client.removeAgent({ agentId: "life-1" }))).code).toBe(Code.NotFound);
   });
 
   it("answers ALREADY_EXISTS, INVALID_ARGUMENT and NOT_FOUND as the core decides", async () => {
     const { client } = await realSetup();
     await client.registerAgent({ agent: agent("dup-1") });
-    expect((await rejection(client.registerAgent({ agent: agent("dup-1") }))).code).toBe(Code.AlreadyExists);
+    expect((await connectError(client.registerAgent({ agent: agent("dup-1") }))).code).toBe(Code.AlreadyExists);
     for (const id of ["", "a".repeat(65), "..", "a/b", "a\\b", "a_b", "a b", "a@b"]) {
-      expect((await rejection(client.registerAgent({ agent: agent(id) }))).code, id).toBe(Code.InvalidArgument);
-      expect((await rejection(client.getAgent({ agentId: id }))).code, id).toBe(Code.InvalidArgument);
+      expect((await connectError(client.registerAgent({ agent: agent(id) }))).code, id).toBe(Code.InvalidArgument);
+      expect((await connectError(client.getAgent({ agentId: id }))).code, id).toBe(Code.InvalidArgument);
     }
-    const reserved = await rejection(client.registerAgent({ agent: { ...agent("env-1"), env: { AGENTORCH_TOKEN: "x" } } }));
+    const reserved = await connectError(client.registerAgent({ agent: { ...agent("env-1"), env: { AGENTORCH_TOKEN: "x" } } }));
     expect(reserved.code).toBe(Code.InvalidArgument);
     expect(reserved.rawMessage).toContain("AGENTORCH_TOKEN");
-    expect((await rejection(client.startAgent({ agentId: "nobody" }))).code).toBe(Code.NotFound);
-    const never = await rejection(client.getAgentOutput({ agentId: "dup-1" }));
+    expect((await connectError(client.startAgent({ agentId: "nobody" }))).code).toBe(Code.NotFound);
+    const never = await connectError(client.getAgentOutput({ agentId: "dup-1" }));
     expect(never.code).toBe(Code.FailedPrecondition);
   });
 
@@ -588,8 +580,8 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
     const second = await client.listAgents({ pageSize: 2, pageToken: first.nextPageToken });
     expect(second.agents.map((a) => a.agentId)).toEqual(["p-3"]);
     expect(second.nextPageToken).toBe("");
-    expect((await rejection(client.listAgents({ pageToken: "garbage" }))).code).toBe(Code.InvalidArgument);
-    expect((await rejection(client.listAgents({ pageSize: 1001 }))).code).toBe(Code.InvalidArgument);
+    expect((await connectError(client.listAgents({ pageToken: "garbage" }))).code).toBe(Code.InvalidArgument);
+    expect((await connectError(client.listAgents({ pageSize: 1001 }))).code).toBe(Code.InvalidArgument);
     await client.startAgent({ agentId: "p-2" });
     const running = await client.listAgents({ status: AgentStatusProto.RUNNING });
     expect(running.agents.map((a) => a.agentId)).toEqual(["p-2"]);
@@ -599,11 +591,11 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
     const { client, backend } = await realSetup();
     await client.registerAgent({ agent: agent("eng-1") });
     await client.registerAgent({ agent: { ...agent("img-1"), image: "no/such:image" } });
-    const missing = await rejection(client.startAgent({ agentId: "img-1" }));
+    const missing = await connectError(client.startAgent({ agentId: "img-1" }));
     expect(missing.code).toBe(Code.FailedPrecondition);
     expect(missing.rawMessage).toContain("no/such:image");
     backend.setDown(true);
-    const down = await rejection(client.startAgent({ agentId: "eng-1" }));
+    const down = await connectError(client.startAgent({ agentId: "eng-1" }));
     expect(down.code).toBe(Code.Unavailable);
     // A failed start leaves the agent where it was.
     backend.setDown(false);

@@ -8,10 +8,11 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Agent, AgentStatus } from "../../src/core/agent.js";
-import { isAgentorchError, type AgentorchError } from "../../src/core/errors.js";
+import type { AgentorchError } from "../../src/core/errors.js";
 import type { Logger, StoredEvent } from "../../src/core/ports.js";
 import { openSqliteStore, PRUNED_THROUGH_KEY, type SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { SCHEMA_VERSION } from "../../src/store/sqlite/schema.js";
+import { thrown } from "../support/errors.js";
 
 const silent: Logger = {
   debug: () => {},
@@ -57,16 +58,6 @@ function fullAgent(id: string, over: Partial<Agent> = {}): Agent {
 function minimalAgent(id: string, status: AgentStatus = "idle"): Agent {
   const { exitCode: _e, startedAt: _s, lastActivity: _l, currentTaskId: _t, ...rest } = fullAgent(id);
   return { ...rest, status, statusReason: "", containerId: "", tokenHash: "", ephemeral: false };
-}
-
-function errorOf(fn: () => unknown): AgentorchError {
-  try {
-    fn();
-  } catch (err) {
-    if (isAgentorchError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected an AgentorchError, nothing was thrown");
 }
 
 function causeCode(err: AgentorchError): unknown {
@@ -132,7 +123,7 @@ describe("opening", () => {
     const raw = new Database(dbPath);
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
-    const err = errorOf(() => openStore());
+    const err = thrown(() => openStore());
     expect(err.kind).toBe("failed_precondition");
     expect(err.message).toContain("newer");
   });
@@ -141,8 +132,8 @@ describe("opening", () => {
     const store = openStore();
     store.close();
     store.close();
-    expect(errorOf(() => store.getAgent("a")).kind).toBe("unavailable");
-    expect(errorOf(() => store.insertAgent(minimalAgent("a"))).kind).toBe("unavailable");
+    expect(thrown(() => store.getAgent("a")).kind).toBe("unavailable");
+    expect(thrown(() => store.insertAgent(minimalAgent("a"))).kind).toBe("unavailable");
   });
 });
 
@@ -199,7 +190,7 @@ describe("agents", () => {
     store.insertAgent(fullAgent("dup"));
     const before = snapshot(store);
 
-    const err = errorOf(() => store.insertAgent(minimalAgent("dup")));
+    const err = thrown(() => store.insertAgent(minimalAgent("dup")));
     expect(err.kind).toBe("already_exists");
     expect(err.details.agentId).toBe("dup");
     expect(snapshot(store)).toStrictEqual(before);
@@ -211,7 +202,7 @@ describe("agents", () => {
     store.insertAgent(minimalAgent("present"));
     const before = snapshot(store);
 
-    const err = errorOf(() => store.updateAgent(minimalAgent("missing")));
+    const err = thrown(() => store.updateAgent(minimalAgent("missing")));
     expect(err.kind).toBe("not_found");
     expect(store.deleteAgent("missing")).toBeUndefined();
     expect(store.getAgent("missing")).toBeUndefined();
@@ -374,7 +365,7 @@ describe("event log", () => {
 
   it("refuses setMeta on the key that holds the revision counter", () => {
     const store = openStore();
-    expect(errorOf(() => store.setMeta(PRUNED_THROUGH_KEY, "0")).kind).toBe("invalid_argument");
+    expect(thrown(() => store.setMeta(PRUNED_THROUGH_KEY, "0")).kind).toBe("invalid_argument");
   });
 });
 
@@ -402,7 +393,7 @@ describe("failed writes leave no trace", () => {
       () => store.updateAgent(big("keep-2", "running")),
       () => store.saveOutput("keep-2", { data: new Uint8Array(256 * 1024), truncated: true }),
     ]) {
-      const err = errorOf(write);
+      const err = thrown(write);
       expect(err.kind).toBe("unavailable");
       expect(err.message).toBe("store write failed: SQLITE_FULL");
       expect(causeCode(err)).toBe("SQLITE_FULL");
@@ -420,13 +411,13 @@ describe("failed writes leave no trace", () => {
     const before = snapshot(store);
     store.db.pragma("query_only = 1");
 
-    const insert = errorOf(() => store.insertAgent(minimalAgent("new")));
+    const insert = thrown(() => store.insertAgent(minimalAgent("new")));
     expect(insert.kind).toBe("unavailable");
     expect(insert.message).toMatch(/^store write failed: SQLITE_READONLY/);
     expect(causeCode(insert)).toMatch(/^SQLITE_READONLY/);
-    expect(errorOf(() => store.deleteAgent("keep-1")).kind).toBe("unavailable");
-    expect(errorOf(() => store.pruneEvents(0)).kind).toBe("unavailable");
-    expect(errorOf(() => store.setMeta("k", "v")).kind).toBe("unavailable");
+    expect(thrown(() => store.deleteAgent("keep-1")).kind).toBe("unavailable");
+    expect(thrown(() => store.pruneEvents(0)).kind).toBe("unavailable");
+    expect(thrown(() => store.setMeta("k", "v")).kind).toBe("unavailable");
 
     store.db.pragma("query_only = 0");
     expect(snapshot(store)).toStrictEqual(before);
@@ -440,7 +431,7 @@ describe("failed writes leave no trace", () => {
     const other = new Database(dbPath);
     try {
       other.exec("BEGIN IMMEDIATE");
-      const err = errorOf(() => store.insertAgent(minimalAgent("new")));
+      const err = thrown(() => store.insertAgent(minimalAgent("new")));
       expect(err.kind).toBe("unavailable");
       expect(err.message).toMatch(/^store write failed: SQLITE_BUSY/);
       other.exec("ROLLBACK");
@@ -461,7 +452,7 @@ describe("failed writes leave no trace", () => {
       () => store.updateAgent(minimalAgent("keep-1", "failed")),
       () => store.deleteAgent("keep-1"),
     ]) {
-      const err = errorOf(write);
+      const err = thrown(write);
       expect(err.kind).toBe("internal");
       expect(causeCode(err)).toMatch(/^SQLITE_CONSTRAINT/);
     }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULTS } from "../../src/core/agent.js";
-import { isAgentorchError } from "../../src/core/errors.js";
 import {
   buildRetryConstraints,
   DIRECTIVE_LIMITS,
@@ -11,16 +10,7 @@ import {
   validateTemplate,
 } from "../../src/core/tasks/directive.js";
 import type { Task } from "../../src/core/tasks/task.js";
-
-function failure(fn: () => unknown): { kind: string; message: string; field?: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (!isAgentorchError(err)) throw err;
-    return { kind: err.kind, message: err.message, field: err.details.field };
-  }
-  throw new Error("expected an error");
-}
+import { failure } from "../support/errors.js";
 
 function makeTask(over: Partial<Task> = {}): Task {
   return {

@@ -1,21 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { isAgentorchError } from "../../src/core/errors.js";
 import {
   applyLifecycleConfigUpdate,
   DEFAULT_LIFECYCLE_CONFIG,
   type LifecycleConfig,
   validateLifecycleConfig,
 } from "../../src/core/tasks/lifecycle-config.js";
-
-function failure(fn: () => unknown): { kind: string; message: string; field?: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (!isAgentorchError(err)) throw err;
-    return { kind: err.kind, message: err.message, field: err.details.field };
-  }
-  throw new Error("expected an error");
-}
+import { failure } from "../support/errors.js";
 
 const patch: LifecycleConfig = { maxExecutionTimeMs: 60_000, maxConcurrentTasks: 3, zombieTimeoutMs: 120_000, maxQueuedTasks: 50 };
 

@@ -4,52 +4,13 @@
  * The same promises are checked against a real engine in test/integration/tasks.test.ts.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AgentService } from "../../src/core/agent-service.js";
 import { isAgentorchError } from "../../src/core/errors.js";
-import { EventBus } from "../../src/core/event-bus.js";
-import type { SubmitTaskInput } from "../../src/core/tasks/task-service.js";
-import { TaskService } from "../../src/core/tasks/task-service.js";
+import type { SubmitTaskInput, TaskService } from "../../src/core/tasks/task-service.js";
 import type { Task } from "../../src/core/tasks/task.js";
-import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { createSqliteTaskStore } from "../../src/store/sqlite/task-store.js";
-import { createTestLogger, ManualClock } from "../fakes/clock-and-logger.js";
-import { FakeBackend } from "../fakes/fake-backend.js";
-import { FakeWorkspaces } from "../fakes/fake-workspaces.js";
+import type { FakeBackend } from "../fakes/fake-backend.js";
+import { closeCores, openCore } from "../support/core-fixture.js";
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
-
-async function setup(shared?: { store: SqliteStore; backend: FakeBackend; workspaces: FakeWorkspaces; clock: ManualClock }) {
-  const logger = createTestLogger();
-  const store = shared?.store ?? openSqliteStore({ path: ":memory:", logger });
-  const backend = shared?.backend ?? new FakeBackend();
-  const workspaces = shared?.workspaces ?? new FakeWorkspaces();
-  const clock = shared?.clock ?? new ManualClock();
-  const bus = new EventBus();
-  const agents = new AgentService({
-    store,
-    backend,
-    workspaces,
-    clock,
-    logger,
-    bus,
-    config: { instanceId: "t", maxRunning: 100, imageAllowlist: [], enforceIntervalMs: 0 },
-  });
-  const tasks = new TaskService({ agents, tasks: createSqliteTaskStore(store), store, workspaces, clock, logger, bus, reapIntervalMs: 0 });
-  await agents.open();
-  await tasks.open();
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await tasks.close();
-    await agents.close();
-  };
-  closers.push(close);
-  return { agents, tasks, store, backend, workspaces, clock, close };
-}
+afterEach(closeCores);
 
 const template = { image: "busybox:test", command: ["sh", "-c", "run"] };
 const submit = (extra: Partial<SubmitTaskInput> = {}): SubmitTaskInput => ({
@@ -71,7 +32,7 @@ async function until(tasks: TaskService, taskId: string, pred: (t: Task) => bool
 
 describe("running tasks", () => {
   it("completes on exit 0 with output and result data, and removes the ephemeral agent", async () => {
-    const { tasks, agents, backend, workspaces } = await setup();
+    const { tasks, agents, backend, workspaces } = await openCore();
     const task = await tasks.submit(submit());
     const c = await vi.waitFor(() => {
       const found = containerOf(backend, task.taskId);
@@ -93,7 +54,7 @@ describe("running tasks", () => {
   });
 
   it("fails on a non-zero exit with its code, and reports invalid result JSON without failing for it", async () => {
-    const { tasks, backend, workspaces, agents } = await setup();
+    const { tasks, backend, workspaces, agents } = await openCore();
     await agents.register({ agentId: "worker", image: "busybox:test" });
     const task = await tasks.submit(submit({ template: undefined, agentId: "worker" }));
     const c = await vi.waitFor(() => containerOf(backend, task.taskId)!);
@@ -109,7 +70,7 @@ describe("running tasks", () => {
   });
 
   it("times out: container killed, FAILED/TIMEOUT, output so far kept", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     const task = await tasks.submit(submit({ timeoutMs: 1000 }));
     const c = await vi.waitFor(() => containerOf(backend, task.taskId)!);
     backend.write(c.id, "partial work\n");
@@ -120,7 +81,7 @@ describe("running tasks", () => {
   });
 
   it("refuses bad submissions and changes nothing", async () => {
-    const { tasks, agents, store } = await setup();
+    const { tasks, agents, store } = await openCore();
     await agents.register({ agentId: "w1", image: "busybox:test" });
     const kinds = async (input: SubmitTaskInput) => {
       try {
@@ -144,7 +105,7 @@ describe("running tasks", () => {
 
 describe("scheduling", () => {
   it("runs waiting tasks by priority, FIFO within one, and raising the limit starts them at once", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     await tasks.updateConfig({ ...tasks.getConfig(), maxConcurrentTasks: 1 }, ["max_concurrent_tasks"]);
     const first = await tasks.submit(submit());
     await vi.waitFor(() => expect(containerOf(backend, first.taskId)).toBeDefined());
@@ -164,7 +125,7 @@ describe("scheduling", () => {
   });
 
   it("raising max_concurrent_tasks starts waiting tasks without a restart; lowering lets running ones finish", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     await tasks.updateConfig({ ...tasks.getConfig(), maxConcurrentTasks: 1 }, ["max_concurrent_tasks"]);
     const ids = [];
     for (let i = 0; i < 4; i++) ids.push((await tasks.submit(submit())).taskId);
@@ -180,7 +141,7 @@ describe("scheduling", () => {
   });
 
   it("refuses more waiting tasks than max_queued_tasks", async () => {
-    const { tasks } = await setup();
+    const { tasks } = await openCore();
     tasks.updateConfig({ ...tasks.getConfig(), maxConcurrentTasks: 1, maxQueuedTasks: 2 }, ["max_concurrent_tasks", "max_queued_tasks"]);
     for (let i = 0; i < 3; i++) await tasks.submit(submit());
     await expect(tasks.submit(submit())).rejects.toSatisfy((e: unknown) => isAgentorchError(e, "resource_exhausted"));
@@ -189,7 +150,7 @@ describe("scheduling", () => {
 
 describe("cancel and retry", () => {
   it("cancels a waiting task (never starts) and a running one (container killed)", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     tasks.updateConfig({ ...tasks.getConfig(), maxConcurrentTasks: 1 }, ["max_concurrent_tasks"]);
     const running = await tasks.submit(submit());
     const waiting = await tasks.submit(submit());
@@ -205,7 +166,7 @@ describe("cancel and retry", () => {
   });
 
   it("retries a failed task with the previous output and numbered gaps in its constraints", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     const first = await tasks.submit(submit());
     const c1 = await vi.waitFor(() => containerOf(backend, first.taskId)!);
     backend.write(c1.id, "tests failed: 2\n");
@@ -229,7 +190,7 @@ describe("cancel and retry", () => {
 
 describe("zombies and restarts", () => {
   it("reaps a task whose container vanished, and one that outran zombie_timeout", async () => {
-    const { tasks, backend, clock } = await setup();
+    const { tasks, backend, clock } = await openCore();
     const vanished = await tasks.submit(submit());
     const old = await tasks.submit(submit());
     const cv = await vi.waitFor(() => containerOf(backend, vanished.taskId)!);
@@ -244,7 +205,7 @@ describe("zombies and restarts", () => {
   });
 
   it("does not reap a task whose container just exited normally", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push((await tasks.submit(submit())).taskId);
     await vi.waitFor(() => expect(backend.running()).toHaveLength(5));
@@ -254,7 +215,7 @@ describe("zombies and restarts", () => {
   });
 
   it("a task whose container is removed from outside ends FAILED/ZOMBIE as soon as the engine says so", async () => {
-    const { tasks, backend } = await setup();
+    const { tasks, backend } = await openCore();
     const task = await tasks.submit(submit());
     const c = await vi.waitFor(() => containerOf(backend, task.taskId)!);
     backend.removeFromOutside(c.id);
@@ -263,7 +224,7 @@ describe("zombies and restarts", () => {
   });
 
   it("after a restart, waiting tasks run and a working task is adopted or CONTAINER_LOST", async () => {
-    const first = await setup();
+    const first = await openCore();
     const { store, backend, workspaces, clock } = first;
     first.tasks.updateConfig({ ...first.tasks.getConfig(), maxConcurrentTasks: 2 }, ["max_concurrent_tasks"]);
     const adopted = await first.tasks.submit(submit());
@@ -273,7 +234,7 @@ describe("zombies and restarts", () => {
     await first.close();
     backend.vanish(containerOf(backend, lost.taskId)!.id);
 
-    const second = await setup({ store, backend, workspaces, clock });
+    const second = await openCore({ store, backend, workspaces, clock });
     expect(second.tasks.getConfig().maxConcurrentTasks).toBe(2);
     expect(second.tasks.get(lost.taskId)).toMatchObject({ state: "failed", stateReason: "CONTAINER_LOST" });
     expect(second.tasks.get(adopted.taskId).state).toBe("working");
