@@ -3,11 +3,15 @@
  * terms, calls the core (passing the call's signal), and maps the answer back. Codes are
  * decided only in ./errors.ts.
  */
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import { AgentOrchestratorService, WatchAgentsResponseSchema } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import type { WatchAgentsResponse } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import type { Agent } from "../core/agent.js";
 import type { AgentService } from "../core/agent-service.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
+import type { WatchItem } from "../core/watch.js";
 import { agentConfigFromProto, agentStatusFromProto, agentToProto, eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
 import { withErrors } from "./errors.js";
 
@@ -69,15 +73,7 @@ export function createOrchestratorService(deps: {
         sendInitialState: req.sendInitialState,
         signal: ctx.signal,
       });
-      for await (const item of events) {
-        yield {
-          event: {
-            type: eventTypeToProto(item.type),
-            revision: BigInt(item.revision),
-            agent: item.entity && agentToProto(item.entity),
-          },
-        };
-      }
+      for await (const item of events) yield watchResponse(item);
       // The watch only ends when the call is cancelled or the server shuts down: say so
       // (UNAVAILABLE at shutdown), rather than ending OK as if the stream were complete.
       ctx.signal.throwIfAborted();
@@ -93,6 +89,24 @@ export function createOrchestratorService(deps: {
     },
   };
   return withErrors(AgentOrchestratorService, impl, deps.logger);
+}
+
+/**
+ * Every watcher of a change receives the same committed event object (see EventBus), so its
+ * response is built once and shared: with 500 watchers, one conversion per change instead
+ * of 500. Keyed by the event's entity object, which belongs to that one event.
+ */
+const watchResponses = new WeakMap<Agent, WatchAgentsResponse>();
+
+function watchResponse(item: WatchItem<Agent>): WatchAgentsResponse {
+  const entity = item.entity;
+  const type = eventTypeToProto(item.type);
+  const revision = BigInt(item.revision);
+  const cached = entity && watchResponses.get(entity);
+  if (cached && cached.event?.revision === revision && cached.event.type === type) return cached;
+  const res = create(WatchAgentsResponseSchema, { event: { type, revision, agent: entity && agentToProto(entity) } });
+  if (entity) watchResponses.set(entity, res);
+  return res;
 }
 
 // Non-fatal: invalid UTF-8 (a tail cut mid-character, binary output) becomes U+FFFD, never an error.

@@ -114,6 +114,19 @@ export class AgentService {
   }
 
   async register(input: AgentConfigInput, _signal?: AbortSignal): Promise<Agent> {
+    return this.insertAgent(input, false);
+  }
+
+  /**
+   * Registers an agent made for one task; removed when the task ends. Stored ephemeral in
+   * the same write that creates it, so a crash cannot leave it looking like a user's agent
+   * (TaskService removes ephemeral agents left without a task when it recovers).
+   */
+  async registerEphemeral(input: AgentConfigInput): Promise<Agent> {
+    return this.insertAgent(input, true);
+  }
+
+  private async insertAgent(input: AgentConfigInput, ephemeral: boolean): Promise<Agent> {
     const config = validateAgentConfig(input);
     this.checkImage(config.image);
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
@@ -130,14 +143,8 @@ export class AgentService {
       executionCount: 0,
       crashRestarts: 0,
       tokenHash: "",
-      ephemeral: false,
+      ephemeral,
     });
-  }
-
-  /** Registers an agent made for one task; removed when the task ends. */
-  async registerEphemeral(input: AgentConfigInput): Promise<Agent> {
-    const agent = await this.register(input);
-    return this.registry.update(agent, { ephemeral: true });
   }
 
   get(agentId: string): Agent {
@@ -208,8 +215,15 @@ export class AgentService {
         tokenHash: hash,
       });
     } catch (err) {
-      // The container must not outlive a start we could not record.
+      // The container must not outlive a start we could not record, and the agent must not
+      // stay STARTING: put it back as it was (best effort: when the store still refuses
+      // writes, the next reconciliation marks it FAILED "start interrupted").
       await this.removeContainer(agentId, started.containerId);
+      try {
+        this.registry.setStatus(this.registry.get(agentId), previous, `start failed: ${errorMessage(err)}`);
+      } catch (restoreErr) {
+        this.logger.warn({ agentId, err: errorMessage(restoreErr) }, "could not record the failed start; the agent stays STARTING until reconciled");
+      }
       throw err;
     }
   }

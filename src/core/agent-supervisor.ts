@@ -7,7 +7,7 @@
 import type { Agent } from "./agent.js";
 import type { AgentRegistry } from "./agent-registry.js";
 import { type AgentService, errorMessage } from "./agent-service.js";
-import type { ContainerBackend, ContainerEvent, ContainerOutput, Logger } from "./ports.js";
+import type { ContainerBackend, ContainerEvent, ContainerInfo, ContainerOutput, Logger } from "./ports.js";
 
 /** A container of an agent ended: it exited, was stopped by the service, or vanished. */
 export interface AgentExit {
@@ -49,6 +49,8 @@ export class AgentSupervisor {
   /** Exits of containers whose start has not been recorded yet. */
   private readonly early = new Map<string, { event: ContainerEvent; at: number }>();
   private reconciling: Promise<void> | undefined;
+  /** Containers whose exit this process is handling now: reconciliation leaves them alone. */
+  private readonly handling = new Set<string>();
   private enforceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -159,13 +161,28 @@ export class AgentSupervisor {
     const byId = new Map(containers.map((c) => [c.containerId, c]));
     let adopted = 0;
     let removed = 0;
+    const pendingRemoval = new Set(registry.store.pendingRemovals().map((p) => p.containerId));
+    const leftBehind: { agent: Agent; container: ContainerInfo }[] = [];
     for (const c of containers) {
       const agent = registry.find(c.labels.agentId);
-      if (agent && agent.containerId === c.containerId) continue;
+      if (agent && agent.containerId === c.containerId) {
+        // Its exit is recorded (the agent is no longer active), yet the container is still
+        // here and was never handed to the reaper: the process died inside handleExit, after
+        // writing the exit and before removing the container and reporting the exit.
+        const inactive = agent.status !== "starting" && agent.status !== "running" && agent.status !== "stopping";
+        if (inactive && !pendingRemoval.has(c.containerId) && !this.handling.has(c.containerId) && !this.service.busy.has(agent.config.agentId)) {
+          leftBehind.push({ agent, container: c });
+        }
+        continue;
+      }
       if (agent && this.service.busy.has(agent.config.agentId)) continue;
       // An orphan (its agent is gone) or a stale container of a start that never got recorded.
       logger.info({ containerId: c.containerId, agentId: c.labels.agentId }, agent ? "removing stale container" : "removing orphan container");
       await this.service.removeContainer(c.labels.agentId, c.containerId, this.abort.signal);
+      removed++;
+    }
+    for (const { agent, container } of leftBehind) {
+      await this.finishRecordedExit(agent, container);
       removed++;
     }
     for (const agent of registry.store.agentsWithStatus(["starting", "running", "stopping"])) {
@@ -232,8 +249,33 @@ export class AgentSupervisor {
     this.emitExit({ agent: lost, containerId: agent.containerId, taskId: agent.currentTaskId, cause: "lost", oomKilled: false });
   }
 
+  /** The rest of an interrupted handleExit: save the output, remove the container, report the recorded exit. */
+  private async finishRecordedExit(agent: Agent, container: ContainerInfo): Promise<void> {
+    const agentId = agent.config.agentId;
+    this.deps.logger.info({ agentId, containerId: container.containerId }, "finishing the recorded exit of a container left behind");
+    this.handling.add(container.containerId);
+    try {
+      const output = await this.service.captureOutput(agent);
+      await this.service.removeContainer(agentId, container.containerId, this.abort.signal);
+      const exitCode = agent.exitCode ?? container.exitCode ?? -1;
+      this.emitExit({ agent, containerId: container.containerId, taskId: agent.currentTaskId, cause: "exited", exitCode, oomKilled: container.oomKilled, output });
+      if (agent.status === "failed") this.maybeRestart(agent);
+    } finally {
+      this.handling.delete(container.containerId);
+    }
+  }
+
   /** Writes the outcome of an exited container first, then saves its output and removes it. */
   private async handleExit(agent: Agent, containerId: string, exitCode: number, oom: boolean): Promise<void> {
+    this.handling.add(containerId);
+    try {
+      await this.recordExit(agent, containerId, exitCode, oom);
+    } finally {
+      this.handling.delete(containerId);
+    }
+  }
+
+  private async recordExit(agent: Agent, containerId: string, exitCode: number, oom: boolean): Promise<void> {
     const { registry, logger } = this.deps;
     const agentId = agent.config.agentId;
     this.oomKilled.delete(containerId);

@@ -12,6 +12,10 @@
  * for GET, answered as a Connect error). Bytes are passed on unchanged. Messages larger
  * than the read limit, and encodings we do not know, are left to connect, which already
  * answers those correctly (RESOURCE_EXHAUSTED, UNIMPLEMENTED).
+ *
+ * JSON messages are checked for valid UTF-8 only: connect decodes them leniently, so a
+ * string with invalid bytes was stored with U+FFFD in their place, where the same string
+ * in binary is refused (proto3 strings are UTF-8). Both are INVALID_ARGUMENT now.
  */
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
@@ -21,7 +25,10 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 
 const ENVELOPED_BINARY = /^application\/(grpc(-web)?(\+proto)?|connect\+proto)(;.*)?$/i;
+const ENVELOPED_JSON = /^application\/(grpc(-web)?\+json|connect\+json)(;.*)?$/i;
 const UNARY_BINARY = /^application\/proto(;.*)?$/i;
+const UNARY_JSON = /^application\/json(;.*)?$/i;
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 const FLAG_COMPRESSED = 0b00000001;
 /** Connect end-stream and gRPC-Web trailer frames carry no request message. */
 const FLAG_NOT_A_MESSAGE = 0b10000010;
@@ -41,13 +48,14 @@ function validating(handler: UniversalHandler, readMaxBytes: number): UniversalH
       return problem ? connectErrorResponse(problem) : handler(req);
     }
     if (!isByteStream(req.body)) return handler(req);
-    if (ENVELOPED_BINARY.test(contentType)) {
+    const binary = (data: Uint8Array) => decode(input, data);
+    const enveloped = ENVELOPED_BINARY.test(contentType) ? binary : ENVELOPED_JSON.test(contentType) ? utf8 : undefined;
+    if (enveloped) {
       const encoding = req.header.get("grpc-encoding") ?? req.header.get("connect-content-encoding");
-      return handler({ ...req, body: checkEnvelopes(req.body, input, encoding, readMaxBytes) });
+      return handler({ ...req, body: checkEnvelopes(req.body, enveloped, encoding, readMaxBytes) });
     }
-    if (UNARY_BINARY.test(contentType)) {
-      return handler({ ...req, body: checkWhole(req.body, input, req.header.get("content-encoding"), readMaxBytes) });
-    }
+    const whole = UNARY_BINARY.test(contentType) ? binary : UNARY_JSON.test(contentType) ? utf8 : undefined;
+    if (whole) return handler({ ...req, body: checkWhole(req.body, whole, req.header.get("content-encoding"), readMaxBytes) });
     return handler(req);
   };
   return Object.assign(wrapped, {
@@ -74,6 +82,15 @@ function decode(desc: DescMessage, data: Uint8Array): void {
   }
 }
 
+/** Throws INVALID_ARGUMENT unless data is UTF-8 (a JSON message). */
+function utf8(data: Uint8Array): void {
+  try {
+    STRICT_UTF8.decode(data);
+  } catch {
+    throw new ConnectError("the JSON request is not valid UTF-8", Code.InvalidArgument);
+  }
+}
+
 /** The decompressed message, undefined when the encoding is one connect will refuse itself, or INVALID_ARGUMENT. */
 function decompress(data: Uint8Array, encoding: string | null, readMaxBytes: number): Uint8Array | undefined {
   const name = (encoding ?? "identity").trim().toLowerCase();
@@ -89,7 +106,7 @@ function decompress(data: Uint8Array, encoding: string | null, readMaxBytes: num
 }
 
 /** Passes the body through, checking each complete enveloped message as it arrives. */
-async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, desc: DescMessage, encoding: string | null, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, check: (data: Uint8Array) => void, encoding: string | null, readMaxBytes: number): AsyncGenerator<Uint8Array> {
   const queue: Uint8Array[] = [];
   let queued = 0;
   let passThrough = false; // a message too large to check: connect refuses it, pass the rest on
@@ -113,7 +130,7 @@ async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, desc: DescMessag
       if (!(head[0]! & FLAG_NOT_A_MESSAGE)) {
         const data = concat(...parts).subarray(5);
         const message = head[0]! & FLAG_COMPRESSED ? decompress(data, encoding, readMaxBytes) : data;
-        if (message !== undefined) decode(desc, message);
+        if (message !== undefined) check(message);
       }
       yield* parts;
     }
@@ -148,7 +165,7 @@ function take(queue: Uint8Array[], n: number, consume: boolean): Uint8Array[] {
 }
 
 /** Connect unary: the whole body is one message. */
-async function* checkWhole(body: AsyncIterable<Uint8Array>, desc: DescMessage, encoding: string | null, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+async function* checkWhole(body: AsyncIterable<Uint8Array>, check: (data: Uint8Array) => void, encoding: string | null, readMaxBytes: number): AsyncGenerator<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -164,7 +181,7 @@ async function* checkWhole(body: AsyncIterable<Uint8Array>, desc: DescMessage, e
   const whole = concat(...chunks);
   const name = (encoding ?? "identity").trim().toLowerCase();
   const message = name === "identity" ? whole : decompress(whole, name, readMaxBytes);
-  if (message !== undefined) decode(desc, message);
+  if (message !== undefined) check(message);
   yield whole;
 }
 
@@ -176,7 +193,26 @@ function checkGet(url: string, desc: DescMessage, readMaxBytes: number): Connect
   } catch {
     return undefined;
   }
-  if (params.get("encoding") !== "proto" || params.get("compression") || !params.has("message")) return undefined;
+  if (params.get("compression") || !params.has("message")) return undefined;
+  if (params.get("encoding") === "json" && params.get("base64") === "1") {
+    try {
+      utf8(base64Decode(params.get("message") ?? ""));
+      return undefined;
+    } catch (err) {
+      return err instanceof ConnectError ? err : new ConnectError("message is not valid base64", Code.InvalidArgument);
+    }
+  }
+  if (params.get("encoding") === "json") {
+    // URLSearchParams decodes invalid UTF-8 to U+FFFD; decodeURIComponent refuses it.
+    const raw = /(?:^|[?&])message=([^&]*)/.exec(url)?.[1] ?? "";
+    try {
+      decodeURIComponent(raw.replace(/\+/g, " "));
+      return undefined;
+    } catch {
+      return new ConnectError("the JSON request is not valid UTF-8", Code.InvalidArgument);
+    }
+  }
+  if (params.get("encoding") !== "proto") return undefined;
   const text = params.get("message") ?? "";
   let bytes: Uint8Array;
   try {

@@ -12,7 +12,7 @@ import type { Agent } from "../agent.js";
 import type { AgentExit } from "../agent-supervisor.js";
 import { type AgentService, DEFAULT_WATCH_LIMITS, errorMessage, type WatchLimits, type WatchRequest } from "../agent-service.js";
 import { validateWatchIds, type WatchItem, watchEvents } from "../watch.js";
-import { failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.js";
+import { failedPrecondition, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
 import type { Clock, Logger, Store, TaskStore, Workspaces } from "../ports.js";
@@ -155,6 +155,7 @@ export class TaskService {
       if (agent && !agent.currentTaskId) agents.registry.update(agent, { currentTaskId: task.taskId });
       this.scheduler.enqueue(task.taskId, task.priority, task.seq);
     }
+    await this.removeOrphanEphemerals();
     this.opened = true;
     if (this.deps.reapIntervalMs > 0) {
       this.reapTimer = setInterval(() => this.track(this.reapZombies()), this.deps.reapIntervalMs);
@@ -517,6 +518,38 @@ export class TaskService {
       await new Promise((r) => setTimeout(r, 100));
     }
     await this.deps.agents.remove(agentId, { deleteWorkspace: true });
+  }
+
+  /**
+   * An ephemeral agent outlives its task only when the process died in between: after the
+   * task ended and before the agent was removed, or after the agent was made and before
+   * its task was stored. Nothing else would ever remove it. Runs at recovery, after the
+   * waiting tasks have their agents reserved again.
+   */
+  private async removeOrphanEphemerals(): Promise<void> {
+    const { agents, tasks } = this.deps;
+    const orphans: string[] = [];
+    let afterId: string | undefined;
+    for (;;) {
+      const page = agents.registry.store.listAgents({ afterId, limit: 500 });
+      for (const agent of page) {
+        // Not one whose task's exit is being handled: finishing that task removes it.
+        if (!agent.ephemeral || (agent.currentTaskId && this.exiting.has(agent.currentTaskId))) continue;
+        const task = agent.currentTaskId ? tasks.getTask(agent.currentTaskId) : undefined;
+        if (!task || isTerminal(task.state)) orphans.push(agent.config.agentId);
+      }
+      if (page.length < 500) break;
+      afterId = page.at(-1)!.config.agentId;
+    }
+    for (const agentId of orphans) {
+      try {
+        await agents.remove(agentId, { deleteWorkspace: true });
+        this.logger.info({ agentId }, "removed an ephemeral agent left without a task");
+      } catch (err) {
+        if (isAgentorchError(err) && err.kind === "not_found") continue;
+        this.logger.warn({ agentId, err: errorMessage(err) }, "could not remove an ephemeral agent left without a task");
+      }
+    }
   }
 
   private adopt(task: Task): void {

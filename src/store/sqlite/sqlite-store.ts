@@ -20,7 +20,7 @@ import type {
 } from "../../core/ports.js";
 import { systemClock } from "../../core/ports.js";
 import { decodeAgent, decodeJson, encodeAgent, fromBlob, toBlob } from "./codec.js";
-import { mapStoreError } from "./errors.js";
+import { mapStoreError, sqliteCode } from "./errors.js";
 import { SCHEMA_VERSION, migrate } from "./schema.js";
 import { prepareStatements, type Statements } from "./statements.js";
 
@@ -99,7 +99,12 @@ class SqliteStoreImpl implements SqliteStore {
       // IMMEDIATE takes the write lock up front: no deferred-upgrade deadlock with another connection.
       return this.tx.immediate(fn) as T;
     } catch (err) {
-      throw mapStoreError(err, "write");
+      const mapped = mapStoreError(err, "write");
+      // A refusal raised on purpose (not found, duplicate…) is the caller's business; a write
+      // SQLite could not make (disk full, I/O error) is the operator's: say so at error level,
+      // with SQLite's own message. The transaction was rolled back: nothing changed.
+      if (mapped !== err) this.logger.error({ err, code: sqliteCode(err) }, "store write failed; nothing was changed");
+      throw mapped;
     }
   }
 
