@@ -1,7 +1,8 @@
 /**
- * A second, private Docker engine for tests that stop and start "the" engine while the
- * service runs. The machine's own dockerd (/var/run/docker.sock) is never touched: other
- * suites and other engineers use it. This one has its own socket, data root, exec root
+ * A second, private Docker engine: for tests that stop and start "the" engine while the
+ * service runs, and for suites that must not share the machine's engine with the others
+ * (see test/fault/support/engine.ts). The machine's own dockerd (/var/run/docker.sock) is
+ * never touched: other suites and other engineers use it. This one has its own socket, data root, exec root
  * (hence its own managed containerd), pid file, no iptables rules, and runs in a network
  * namespace of its own (unshare --net): a dockerd started with --bridge=none deletes the
  * host's docker0 interface at start-up (moby's removeDefaultBridgeInterface), which broke
