@@ -8,7 +8,9 @@
  * --update (merge this run's benchmarks into latest-<kind>.json, replacing theirs, and
  * write the docs from the merged set: rerun one benchmark without the others);
  * --out DIR (default bench/results); --docs / --no-docs; --cpu-prof DIR (profiles of the
- * service process, for bench/profile-summary.ts).
+ * service process, for bench/profile-summary.ts); --private-engine (root: run on a private
+ * dockerd of its own, test/support/dockerd.ts, instead of DOCKER_HOST's engine, so the
+ * benchmark neither disturbs nor is disturbed by other users of the machine's engine).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -32,17 +34,21 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = 
   watch: watchFanout,
 };
 
+/** The benchmarks that start containers. */
+const DOCKER_BENCHMARKS = ["cold-start", "scale"];
+
 interface Args {
   quick: boolean;
   only: string[];
   out: string;
   docs: boolean;
   update: boolean;
+  privateEngine: boolean;
   cpuProfDir?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, only: Object.keys(BENCHMARKS), out: path.join(REPO_ROOT, "bench", "results"), docs: false, update: false };
+  const args: Args = { quick: false, only: Object.keys(BENCHMARKS), out: path.join(REPO_ROOT, "bench", "results"), docs: false, update: false, privateEngine: false };
   let docs: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -56,9 +62,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--out") args.out = path.resolve(value());
     else if (a === "--docs") docs = true;
     else if (a === "--update") args.update = true;
+    else if (a === "--private-engine") args.privateEngine = true;
     else if (a === "--no-docs") docs = false;
     else if (a === "--cpu-prof") args.cpuProfDir = path.resolve(value());
-    else throw new Error(`unknown flag ${a} (known: --quick, --only IDS, --update, --out DIR, --docs, --no-docs, --cpu-prof DIR)`);
+    else throw new Error(`unknown flag ${a} (known: --quick, --only IDS, --update, --out DIR, --docs, --no-docs, --cpu-prof DIR, --private-engine)`);
   }
   for (const id of args.only) {
     if (!(id in BENCHMARKS)) throw new Error(`unknown benchmark "${id}" (known: ${Object.keys(BENCHMARKS).join(", ")})`);
@@ -106,6 +113,22 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   installCleanup();
   const started = Date.now();
+  let engine: { dockerHost: string; destroy(): Promise<void> } | undefined;
+  if (args.privateEngine) {
+    const { startPrivateDockerd } = await import("../test/support/dockerd.js");
+    engine = await startPrivateDockerd({ withTestImage: true });
+    // The service processes, the raw baseline and the cleanup all follow DOCKER_HOST.
+    process.env.DOCKER_HOST = engine.dockerHost;
+    console.log(`private engine: ${engine.dockerHost}`);
+  }
+  try {
+    await runAll(args, started);
+  } finally {
+    await engine?.destroy();
+  }
+}
+
+async function runAll(args: Args, started: number): Promise<void> {
   const machine = await machineInfo();
   console.log(`agentorch benchmarks (${args.quick ? "quick" : "full"}): ${args.only.join(", ")}`);
   console.log(describeMachine(machine));
@@ -133,6 +156,9 @@ async function main(): Promise<void> {
     result.durationS = Math.round((Date.now() - t0) / 100) / 10;
     result.measuredAt = new Date(t0).toISOString();
     result.loadAverage = { before: loadBefore, after: load1() };
+    if (args.privateEngine && !result.skipped && DOCKER_BENCHMARKS.includes(id)) {
+      result.notes.push(`run on a private dockerd (--private-engine, Docker ${machine.docker ?? "?"}), not the machine's shared engine.`);
+    }
     results.push(result);
     console.log(textTable([result]));
     for (const n of result.notes) console.log(`  note: ${n}`);

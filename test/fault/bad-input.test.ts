@@ -22,7 +22,7 @@ import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_se
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { openStoreDigest, type StoreDigest } from "./support/db-digest.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
 import {
@@ -157,7 +157,7 @@ afterAll(async () => {
   c?.close();
   const instance = await proc?.started.then((i) => i.instanceId).catch(() => undefined);
   await proc?.stop(15_000);
-  if (instance) await removeInstanceContainers(engine.docker, instance).catch(() => undefined);
+  if (instance) await engine?.removeContainersOf(instance);
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
 import { type Clients, connect, serverStream, unary } from "./support/grpc.js";
 import { type ServiceProcess, spawnService } from "./support/service.js";
@@ -36,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   c?.close();
   await proc?.stop(15_000);
-  if (instanceId) await removeInstanceContainers(engine.docker, instanceId).catch(() => undefined);
+  if (instanceId) await engine?.removeContainersOf(instanceId);
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);

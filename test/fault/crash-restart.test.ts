@@ -12,14 +12,14 @@
  * AGENTORCH_FAULT_KILLS / AGENTORCH_FAULT_SEED / AGENTORCH_FAULT_LONG=1 scale it up.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeDocker } from "../support/docker.js";
 import { CrashWorkload } from "./support/crash-workload.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { assertEngineResponsive, type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures, rng } from "./support/fault-config.js";
 import { type Clients, connect } from "./support/grpc.js";
 import { replay, ResumingWatch } from "./support/resuming-watch.js";
@@ -46,7 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
-  if (instanceId) await removeInstanceContainers(engine.docker, instanceId).catch(() => undefined);
+  if (instanceId) await engine?.removeContainersOf(instanceId);
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
@@ -64,6 +64,26 @@ async function killHard(proc: ServiceProcess): Promise<void> {
   proc.kill("SIGKILL");
   const { signal } = await proc.exited;
   expect(signal).toBe("SIGKILL");
+}
+
+/** Writes what a failure needs to be understood: both processes' logs and the engine's view. Returns the file. */
+async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: ServiceProcess): Promise<string> {
+  const file = path.join(tmpdir(), `agentorch-fault-crash-${process.pid}-kill${killPoint}.log`);
+  const responsive = await assertEngineResponsive(engine.docker).then(
+    () => "engine answers",
+    (err: unknown) => String(err),
+  );
+  const containers = await engine.docker.listContainers({ all: true, filters: { label: [`agentorch.instance=${instanceId}`] } }).catch(() => []);
+  const lines = [
+    `# ${responsive}`,
+    `# containers: ${JSON.stringify(containers.map((x) => ({ id: x.Id.slice(0, 12), agent: x.Labels["agentorch.agent-id"], state: x.State, status: x.Status })))}`,
+    "# ---- the killed process",
+    ...killed.logs.map((l) => JSON.stringify(l)),
+    "# ---- the restarted process",
+    ...current.logs.map((l) => JSON.stringify(l)),
+  ];
+  writeFileSync(file, lines.join("\n") + "\n");
+  return file;
 }
 
 describeDocker("process killed at random points (SIGKILL), then restarted", () => {
@@ -104,12 +124,14 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
           recoveryKills++;
         }
 
+        const previous = proc;
         ({ proc, c } = await startService());
         adopted += countLogs(proc, "adopted working task");
         reconciles += countLogs(proc, "reconciled with the engine");
-        const violations = await workload.verify(c, docker, instanceId!, 30_000);
+        const violations = await workload.verify(c, docker, instanceId!, 60_000);
         if (violations.length > 0 || workload.unexpected.length > 0) {
-          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}):\n  ${[...violations, ...workload.unexpected].join("\n  ")}`);
+          const dump = await dumpEvidence(killPoints, proc, previous);
+          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}; logs in ${dump}):\n  ${[...violations, ...workload.unexpected].join("\n  ")}`);
           workload.unexpected.length = 0;
         }
         if (failures.length >= 3) break;

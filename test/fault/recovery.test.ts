@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { type Clients, connect, unary } from "./support/grpc.js";
 import type { TaskView } from "./support/world.js";
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const instances = new Set(servers.map((s) => s.app.instanceId));
   for (const s of servers) await s.stop();
-  for (const instance of instances) await removeInstanceContainers(engine.docker, instance).catch(() => undefined);
+  for (const instance of instances) await engine?.removeContainersOf(instance);
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(dataDir2, { recursive: true, force: true });

@@ -17,7 +17,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
 import { connect, grpc, serverStream, streamEnd, unary } from "./support/grpc.js";
 import { emptyStats, LoadClient, Registry } from "./support/load-clients.js";
@@ -36,7 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of procs) await p.stop(30_000);
-  if (instanceId) await removeInstanceContainers(engine.docker, instanceId).catch(() => undefined);
+  if (instanceId) await engine?.removeContainersOf(instanceId);
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }, 180_000);

@@ -19,7 +19,7 @@ import type { Agent } from "../../src/core/agent.js";
 import { mapStoreError } from "../../src/store/sqlite/errors.js";
 import type { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { DOCKER_AVAILABLE, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine, removeInstanceContainers } from "./support/engine.js";
+import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { openStoreDigest, type StoreDigest } from "./support/db-digest.js";
 import { reportFigures } from "./support/fault-config.js";
@@ -63,7 +63,7 @@ afterAll(async () => {
   c?.close();
   const instance = server?.app.instanceId;
   await server?.stop();
-  if (instance && engine) await removeInstanceContainers(engine.docker, instance).catch(() => undefined);
+  if (instance && engine) await engine?.removeContainersOf(instance);
   await engine?.close();
   if (mounted) spawnSync("umount", ["-l", dir]);
   rmSync(dir, { recursive: true, force: true });

@@ -22,6 +22,8 @@ export interface FaultEngine {
   /** A raw client on the same engine, for looking at containers independently of the service. */
   docker: Dockerode;
   isPrivate: boolean;
+  /** Removes a service instance's containers: on the shared engine; a private one takes them along when closed. */
+  removeContainersOf(instanceId: string): Promise<void>;
   /** Stops and deletes a private engine (its containers go with it); nothing for the shared one. */
   close(): Promise<void>;
 }
@@ -31,16 +33,47 @@ export async function faultEngine(): Promise<FaultEngine> {
   const support = privateDockerdSupport();
   if (process.env.AGENTORCH_FAULT_ENGINE !== "shared" && support.ok) {
     const d = await startPrivateDockerd();
-    return { dockerHost: d.dockerHost, docker: d.docker, isPrivate: true, close: () => d.destroy() };
+    return { dockerHost: d.dockerHost, docker: d.docker, isPrivate: true, removeContainersOf: async () => undefined, close: () => d.destroy() };
   }
   if (process.env.AGENTORCH_FAULT_ENGINE !== "shared") {
     console.warn(`[fault] no private dockerd (${support.ok ? "" : support.why}); using the machine's engine`);
   }
-  return { dockerHost: process.env.DOCKER_HOST || undefined, docker: testDocker(), isPrivate: false, close: async () => undefined };
+  const docker = testDocker();
+  return {
+    dockerHost: process.env.DOCKER_HOST || undefined,
+    docker,
+    isPrivate: false,
+    removeContainersOf: (instanceId) => removeInstanceContainers(docker, instanceId),
+    close: async () => undefined,
+  };
 }
 
-/** Force-removes every container labelled with this service instance (for the shared engine). */
-export async function removeInstanceContainers(docker: Dockerode, instanceId: string): Promise<void> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`agentorch.instance=${instanceId}`] } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+/** Force-removes every container labelled with this service instance; gives up after 30 s (a hung engine). */
+async function removeInstanceContainers(docker: Dockerode, instanceId: string): Promise<void> {
+  const work = (async () => {
+    const list = await docker.listContainers({ all: true, filters: { label: [`agentorch.instance=${instanceId}`] } });
+    await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Throws a clear error when the engine no longer answers `GET /info` (what the libnetwork
+ * deadlock above blocks first), so a hung engine is not mistaken for a fault of agentorch.
+ */
+export async function assertEngineResponsive(docker: Dockerode, timeoutMs = 15_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<"hung">((resolve) => {
+    timer = setTimeout(() => resolve("hung"), timeoutMs);
+  });
+  try {
+    const answer = await Promise.race([docker.info().then(() => "ok" as const), hung]);
+    if (answer === "hung") {
+      throw new Error(`the Docker engine stopped answering (GET /info took over ${timeoutMs} ms): most likely libnetwork's deadlock (moby/moby#46661) in docker.io 20.10, not a fault of agentorch`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }

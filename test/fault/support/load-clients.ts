@@ -47,6 +47,8 @@ export interface LoadClientOptions {
   stats: LoadStats;
   /** Hold a WatchAgents stream for the whole run. */
   longWatch: boolean;
+  /** Start and stop containers (else registrations, reads, watches and messages only). */
+  containers?: boolean;
   /** Per-call deadline. */
   deadlineMs: number;
   /** Errors expected from this kind of run (e.g. UNAVAILABLE once shutdown begins). */
@@ -139,8 +141,9 @@ export class LoadClient {
     const running = this.mine.filter((a) => a.running);
     const roll = this.r.next();
     if (this.mine.length === 0 || (roll < 0.08 && this.mine.length < 6)) return this.register();
-    if (roll < 0.2 && running.length === 0 && idle.length > 0) return this.start(this.r.pick(idle));
-    if (roll < 0.32 && running.length > 0) return this.stopAgent(this.r.pick(running));
+    const containers = this.o.containers ?? true;
+    if (containers && roll < 0.2 && running.length === 0 && idle.length > 0) return this.start(this.r.pick(idle));
+    if (containers && roll < 0.32 && running.length > 0) return this.stopAgent(this.r.pick(running));
     if (roll < 0.5) return this.op("get", this.c.orch, "GetAgent", { agent_id: this.r.pick(this.mine).id });
     if (roll < 0.6) return this.op("list", this.c.orch, "ListAgents", { page_size: 50 });
     if (roll < 0.85 && this.o.registry.ids.length > 1) {
