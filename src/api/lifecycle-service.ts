@@ -4,15 +4,17 @@
  * the answer back. Codes are decided only in ./errors.ts. The A2A RPCs are implemented
  * in ./a2a-handlers.ts and merged in; until they are given they answer UNIMPLEMENTED.
  */
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
+import { LifecycleService, WatchTasksResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import type { TaskService } from "../core/tasks/task-service.js";
 import { isTerminal } from "../core/tasks/task.js";
 import { eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
 import { withErrors } from "./errors.js";
+import { isBinaryCall, SharedResponses } from "./shared-response.js";
 import { traceOfHeaders } from "./trace.js";
 import {
   lifecycleConfigPatchFromProto,
@@ -48,6 +50,8 @@ export interface LifecycleServiceDeps {
 }
 
 /** Creates the LifecycleService implementation over the core's task service. */
+const taskEvents = new SharedResponses(WatchTasksResponseSchema);
+
 export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImpl {
   const { tasks } = deps;
 
@@ -95,8 +99,14 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
         sendInitialState: req.sendInitialState,
         signal: ctx.signal,
       });
+      const binary = isBinaryCall(ctx.requestHeader);
       for await (const item of events) {
-        yield { event: { type: eventTypeToProto(item.type), revision: BigInt(item.revision), task: item.entity && taskToProto(item.entity) } };
+        // Shared by every watcher of the change: built and encoded once (see SharedResponses).
+        yield taskEvents.get(item.entity, `${item.revision}:${item.type}`, binary, () =>
+          create(WatchTasksResponseSchema, {
+            event: { type: eventTypeToProto(item.type), revision: BigInt(item.revision), task: item.entity && taskToProto(item.entity) },
+          }),
+        );
       }
       // Ended by a cancel or a shutdown (UNAVAILABLE), never OK: see watchAgents.
       ctx.signal.throwIfAborted();

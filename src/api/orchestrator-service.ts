@@ -14,6 +14,7 @@ import type { Logger } from "../core/ports.js";
 import type { WatchItem } from "../core/watch.js";
 import { agentConfigFromProto, agentStatusFromProto, agentToProto, eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
 import { withErrors } from "./errors.js";
+import { isBinaryCall, SharedResponses } from "./shared-response.js";
 
 /** The part of the core's AgentService these handlers use, so tests can hand in a fake. */
 export type AgentsApi = Pick<
@@ -73,7 +74,8 @@ export function createOrchestratorService(deps: {
         sendInitialState: req.sendInitialState,
         signal: ctx.signal,
       });
-      for await (const item of events) yield watchResponse(item);
+      const binary = isBinaryCall(ctx.requestHeader);
+      for await (const item of events) yield watchResponse(item, binary);
       // The watch only ends when the call is cancelled or the server shuts down: say so
       // (UNAVAILABLE at shutdown), rather than ending OK as if the stream were complete.
       ctx.signal.throwIfAborted();
@@ -91,22 +93,14 @@ export function createOrchestratorService(deps: {
   return withErrors(AgentOrchestratorService, impl, deps.logger);
 }
 
-/**
- * Every watcher of a change receives the same committed event object (see EventBus), so its
- * response is built once and shared: with 500 watchers, one conversion per change instead
- * of 500. Keyed by the event's entity object, which belongs to that one event.
- */
-const watchResponses = new WeakMap<Agent, WatchAgentsResponse>();
+const watchResponses = new SharedResponses(WatchAgentsResponseSchema);
 
-function watchResponse(item: WatchItem<Agent>): WatchAgentsResponse {
-  const entity = item.entity;
+function watchResponse(item: WatchItem<Agent>, binary: boolean): WatchAgentsResponse {
   const type = eventTypeToProto(item.type);
   const revision = BigInt(item.revision);
-  const cached = entity && watchResponses.get(entity);
-  if (cached && cached.event?.revision === revision && cached.event.type === type) return cached;
-  const res = create(WatchAgentsResponseSchema, { event: { type, revision, agent: entity && agentToProto(entity) } });
-  if (entity) watchResponses.set(entity, res);
-  return res;
+  return watchResponses.get(item.entity, `${item.revision}:${item.type}`, binary, () =>
+    create(WatchAgentsResponseSchema, { event: { type, revision, agent: item.entity && agentToProto(item.entity) } }),
+  );
 }
 
 // Non-fatal: invalid UTF-8 (a tail cut mid-character, binary output) becomes U+FFFD, never an error.

@@ -86,6 +86,53 @@ async function listRevision(c: GrpcClients): Promise<number> {
   return Number((await rpc<{ revision: string }>(c.agents, "ListAgents", { page_size: 1 })).revision);
 }
 
+// ------------------------------------------------------------------ Connect streaming over HTTP/1.1 (fetch)
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+/**
+ * A WatchAgents stream in the Connect protocol, read with fetch: the first message's
+ * payload (parsed JSON, or the raw protobuf bytes).
+ */
+function connectWatch(address: string, codec: "json", request: object): { first(): Promise<unknown>; cancel(): void };
+function connectWatch(address: string, codec: "proto", request: Uint8Array): { first(): Promise<Buffer>; cancel(): void };
+function connectWatch(address: string, codec: "json" | "proto", request: object | Uint8Array): { first(): Promise<unknown>; cancel(): void } {
+  const abort = new AbortController();
+  const payload = codec === "json" ? Buffer.from(JSON.stringify(request)) : Buffer.from(request as Uint8Array);
+  const body = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), payload]);
+  body.writeUInt32BE(payload.length, 1);
+  const first = (async () => {
+    const res = await fetch(`http://${address}/agentorch.v1.AgentOrchestratorService/WatchAgents`, {
+      method: "POST",
+      headers: { "content-type": `application/connect+${codec}`, "connect-protocol-version": "1" },
+      body,
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    let buffered = Buffer.alloc(0);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 5 && buffered.length >= 5 + buffered.readUInt32BE(1)) {
+        const flags = buffered[0]!;
+        const data = buffered.subarray(5, 5 + buffered.readUInt32BE(1));
+        buffered = buffered.subarray(5 + data.length);
+        if (flags & 0x02) throw new Error(`stream ended: ${data.toString()}`);
+        return codec === "json" ? (JSON.parse(data.toString()) as unknown) : Buffer.from(data);
+      }
+    }
+    throw new Error("stream ended without a message");
+  })();
+  return { first: () => first, cancel: () => abort.abort() };
+}
+
 // ------------------------------------------------------------------ servers
 
 const runId = randomBytes(3).toString("hex");
@@ -169,6 +216,45 @@ describe("WatchAgents over grpc-js: list, replay, initial state, errors, heartbe
     } finally {
       await w.cancel();
       await rpc(c.agents, "RemoveAgent", { agent_id: b, delete_workspace: true });
+    }
+  });
+
+  it("watchers in every protocol receive the same change, shared by many streams (gRPC, Connect JSON, Connect proto)", async () => {
+    const id = newId("protocols");
+    const from = await listRevision(c);
+    // Several binary streams share one encoding of each change; a JSON stream gets its own.
+    const grpcWatchers = [0, 1, 2].map(() => watchAgents(c, { resume_after_revision: from }));
+    const json = connectWatch(server.address, "json", { resumeAfterRevision: String(from) });
+    const proto = connectWatch(server.address, "proto", Buffer.from([0x10, ...varint(from)]));
+    try {
+      await rpc(c.agents, "RegisterAgent", { agent: { ...sleeper(id), name: "ünïcødé", env: { A: "1" } } });
+      for (const w of grpcWatchers) await reach(w, from + 1);
+      const [jsonEvent, protoBytes] = await Promise.all([json.first(), proto.first()]);
+      const events = grpcWatchers.map((w) => changes(w)[0]!);
+      for (const e of events) expect(e).toEqual(events[0]);
+      const grpcEvent = events[0] as EventJson & { agent: AgentJson & { name: string; config: { env: Record<string, string>; image: string } } };
+      expect(agentSummary([grpcEvent])).toEqual([`ADDED ${id} IDLE`]);
+      expect(grpcEvent.agent.name).toBe("ünïcødé");
+      expect(grpcEvent.agent.config.env).toEqual({ A: "1" });
+
+      // Connect JSON: the same event, in proto3 JSON.
+      const viaJson = (jsonEvent as { event: { type: string; revision: string; agent: { agentId: string; name: string; status: string; config: { image: string; env: Record<string, string> } } } }).event;
+      expect(viaJson.type).toBe("EVENT_TYPE_ADDED");
+      expect(Number(viaJson.revision)).toBe(from + 1);
+      expect(viaJson.agent.agentId).toBe(id);
+      expect(viaJson.agent.status).toBe("AGENT_STATUS_IDLE");
+      expect(viaJson.agent.name).toBe("ünïcødé");
+      expect(viaJson.agent.config).toMatchObject({ image: grpcEvent.agent.config.image, env: { A: "1" } });
+
+      // Connect proto: decoded by grpc-js's own deserializer, it is the very message gRPC watchers got.
+      const method = (c.agents as unknown as Record<string, { responseDeserialize(b: Buffer): unknown }>).WatchAgents!;
+      const decoded = method.responseDeserialize(protoBytes) as WatchMessage;
+      expect(decoded.event).toEqual(grpcEvent);
+    } finally {
+      for (const w of grpcWatchers) await w.cancel();
+      json.cancel();
+      proto.cancel();
+      await rpc(c.agents, "RemoveAgent", { agent_id: id, delete_workspace: true });
     }
   });
 
