@@ -49,9 +49,10 @@ export interface LifecycleServiceDeps {
   a2a?: Partial<LifecycleImpl>;
 }
 
-/** Creates the LifecycleService implementation over the core's task service. */
+/** WatchTasks responses, shared by every watcher of a change (see SharedResponses). */
 const taskEvents = new SharedResponses(WatchTasksResponseSchema);
 
+/** Creates the LifecycleService implementation over the core's task service. */
 export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImpl {
   const { tasks } = deps;
 
@@ -101,7 +102,6 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
       });
       const binary = isBinaryCall(ctx.requestHeader);
       for await (const item of events) {
-        // Shared by every watcher of the change: built and encoded once (see SharedResponses).
         yield taskEvents.get(item.entity, `${item.revision}:${item.type}`, binary, () =>
           create(WatchTasksResponseSchema, {
             event: { type: eventTypeToProto(item.type), revision: BigInt(item.revision), task: item.entity && taskToProto(item.entity) },

@@ -93,6 +93,7 @@ export function createOrchestratorService(deps: {
   return withErrors(AgentOrchestratorService, impl, deps.logger);
 }
 
+/** WatchAgents responses, shared by every watcher of a change: built and encoded once. */
 const watchResponses = new SharedResponses(WatchAgentsResponseSchema);
 
 function watchResponse(item: WatchItem<Agent>, binary: boolean): WatchAgentsResponse {
