@@ -28,9 +28,9 @@ const ENGINE_TIMEOUT_MS = 120_000;
  * A client on the engine the service uses (DOCKER_HOST unix:// or the default socket),
  * connecting the way the service's client does: through Node's global HTTP agent, which
  * keeps connections alive and reuses them. Measured here at 16 in flight (96 containers,
- * two rounds each): a keep-alive-less agent gave ~8 create+starts/s, a separate keep-alive
- * agent 7.1-7.5/s, the global agent 10.4-12.5/s; the earlier baselines used the first and
- * made raw Docker look slower than agentorch.
+ * two rounds or more each): a keep-alive-less agent gave 7.7-8.1 create+starts/s, a
+ * separate keep-alive agent 7.1-7.5/s, the global agent 7.9-12.7/s (median 10.8); earlier
+ * baselines used the first two and made raw Docker look slower than agentorch.
  */
 export function rawDocker(): Dockerode {
   const common = { timeout: ENGINE_TIMEOUT_MS };
