@@ -45,29 +45,39 @@ async function start(dir = dataDir): Promise<{ server: TestServer; c: Clients }>
   return { server, c: connect(server.address) };
 }
 
+/** Waits until the task is WORKING in a container; returns it. */
+function workingTask(c: Clients, taskId: string): Promise<TaskView> {
+  return vi.waitFor(
+    async () => {
+      const t = (await unary<{ task: TaskView }>(c.life, "GetTask", { task_id: taskId })).task;
+      expect([t.state, t.container_id !== ""]).toEqual(["TASK_STATE_WORKING", true]);
+      return t;
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+}
+
+/** Waits until the container has stopped running (it ends while nobody watches). */
+async function containerEnded(containerId: string): Promise<void> {
+  await vi.waitFor(async () => expect((await engine.docker.getContainer(containerId).inspect()).State.Running).toBe(false), {
+    timeout: 30_000,
+    interval: 200,
+  });
+}
+
 describeDocker("recovery after a stop with work half done", () => {
   it("finishes a task whose container exited while the service was down with that exit, and removes ephemeral agents left without a task", async () => {
     const first = await start();
     await unary(first.c.orch, "RegisterAgent", { agent: { agent_id: "rec-worker", image: TEST_IMAGE, command: ["sh", "-c", "sleep 2; echo finished"] } });
     const task = (await unary<{ task: TaskView }>(first.c.life, "SubmitTask", { directive: { goal: "outlive the service" }, agent_id: "rec-worker" })).task;
-    const working = await vi.waitFor(
-      async () => {
-        const t = (await unary<{ task: TaskView }>(first.c.life, "GetTask", { task_id: task.task_id })).task;
-        expect([t.state, t.container_id !== ""]).toEqual(["TASK_STATE_WORKING", true]);
-        return t;
-      },
-      { timeout: 30_000, interval: 100 },
-    );
+    const working = await workingTask(first.c, task.task_id);
     // An ephemeral agent whose task never got stored (as if the process died in between).
     await first.server.app.agents.registerEphemeral({ agentId: "eph-left-behind", image: TEST_IMAGE, command: ["true"] });
     first.c.close();
     await first.server.stop(); // containers keep running; the task stays WORKING in the store
 
     // The container ends while nobody watches.
-    await vi.waitFor(async () => expect((await engine.docker.getContainer(working.container_id).inspect()).State.Running).toBe(false), {
-      timeout: 30_000,
-      interval: 200,
-    });
+    await containerEnded(working.container_id);
 
     const second = await start();
     try {
@@ -91,20 +101,10 @@ describeDocker("recovery after a stop with work half done", () => {
     const first = await start(dataDir2);
     await unary(first.c.orch, "RegisterAgent", { agent: { agent_id: "rec-half", image: TEST_IMAGE, command: ["sh", "-c", "sleep 1; echo half"] } });
     const task = (await unary<{ task: TaskView }>(first.c.life, "SubmitTask", { directive: { goal: "die mid-exit" }, agent_id: "rec-half" })).task;
-    const working = await vi.waitFor(
-      async () => {
-        const t = (await unary<{ task: TaskView }>(first.c.life, "GetTask", { task_id: task.task_id })).task;
-        expect([t.state, t.container_id !== ""]).toEqual(["TASK_STATE_WORKING", true]);
-        return t;
-      },
-      { timeout: 30_000, interval: 100 },
-    );
+    const working = await workingTask(first.c, task.task_id);
     first.c.close();
     await first.server.stop();
-    await vi.waitFor(async () => expect((await engine.docker.getContainer(working.container_id).inspect()).State.Running).toBe(false), {
-      timeout: 30_000,
-      interval: 200,
-    });
+    await containerEnded(working.container_id);
     // The state a SIGKILL right after the exit's first write leaves: the agent recorded IDLE
     // with exit code 0, its container still there, the exit never reported to the task.
     const store = openSqliteStore({ path: path.join(dataDir2, "agentorch.db"), logger: first.server.app.logger });

@@ -97,10 +97,11 @@ export function grpcClients(address: string, options: ClientOptions = {}): GrpcC
   };
 }
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
-type ServerStreaming = (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+export type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
+export type ServerStreaming = (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
 
-function methodOf<F>(client: grpc.Client, name: string): F {
+/** The client's method of that name, bound to it. */
+export function methodOf<F>(client: grpc.Client, name: string): F {
   const fn = (client as unknown as Record<string, unknown>)[name];
   if (typeof fn !== "function") throw new Error(`the client has no method ${name}`);
   return fn.bind(client) as F;

@@ -6,7 +6,7 @@
  * health. Messages are plain objects with the proto's field names.
  */
 import * as grpc from "@grpc/grpc-js";
-import { grpcClient } from "../../support/grpc.js";
+import { grpcClient, methodOf, type ServerStreaming, type Unary } from "../../support/grpc.js";
 
 /** The status names, for messages. */
 export const STATUS_NAME: Record<number, string> = Object.fromEntries(
@@ -45,19 +45,10 @@ export function connect(address: string, options: grpc.ChannelOptions = {}): Cli
   };
 }
 
-type UnaryFn = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
-type StreamFn = (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
-
-function method<T>(client: grpc.Client, name: string): T {
-  const fn = (client as unknown as Record<string, unknown>)[name];
-  if (typeof fn !== "function") throw new Error(`no method ${name}`);
-  return fn.bind(client) as T;
-}
-
 /** A unary call; resolves the response or rejects with the grpc-js ServiceError. */
 export function unary<T = Record<string, unknown>>(client: grpc.Client, name: string, req: object, deadlineMs = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    method<UnaryFn>(client, name)(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+    methodOf<Unary>(client, name)(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
       err ? reject(err) : resolve(res as T),
     );
   });
@@ -79,7 +70,7 @@ export async function attempt<T = Record<string, unknown>>(client: grpc.Client, 
 /** Opens a server stream; the caller reads it and cancels it. */
 export function serverStream<T = Record<string, unknown>>(client: grpc.Client, name: string, req: object, deadlineMs?: number): grpc.ClientReadableStream<T> {
   const opts: grpc.CallOptions = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
-  return method<StreamFn>(client, name)(req, new grpc.Metadata(), opts) as grpc.ClientReadableStream<T>;
+  return methodOf<ServerStreaming>(client, name)(req, new grpc.Metadata(), opts) as grpc.ClientReadableStream<T>;
 }
 
 /** How a server stream ended: its status code and details (OK included). */
