@@ -186,6 +186,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     grpcWeb: true,
     connect: true,
     readMaxBytes: config.maxRequestBytes,
+    // Strict JSON: an unknown field or enum name is an error, never dropped (strict-json.ts).
+    jsonOptions: { ignoreUnknownFields: false },
     interceptors: [metrics.streams, createLogInterceptor(rpcLogger, metrics.rpc), auth.interceptor],
     contextValues: auth.contextValues(requestLog.contextValues),
     fallback(req, res) {

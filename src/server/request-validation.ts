@@ -13,15 +13,21 @@
  * than the read limit, and encodings we do not know, are left to connect, which already
  * answers those correctly (RESOURCE_EXHAUSTED, UNIMPLEMENTED).
  *
- * JSON messages are checked for valid UTF-8 only: connect decodes them leniently, so a
- * string with invalid bytes was stored with U+FFFD in their place, where the same string
- * in binary is refused (proto3 strings are UTF-8). Both are INVALID_ARGUMENT now.
+ * JSON messages must be valid UTF-8 (connect decodes them leniently, so a string with
+ * invalid bytes was stored with U+FFFD in their place, where the same string in binary is
+ * refused) and must read strictly (strict-json.ts): unknown fields and enum names are
+ * INVALID_ARGUMENT naming the field and what is accepted, never dropped.
+ *
+ * A message over the size limit is refused here too, with RESOURCE_EXHAUSTED naming the
+ * setting an operator changes (connect's own message names its internal option).
  */
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { checkJsonRequest } from "./strict-json.js";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 
 const ENVELOPED_BINARY = /^application\/(grpc(-web)?(\+proto)?|connect\+proto)(;.*)?$/i;
@@ -47,14 +53,20 @@ function validating(handler: UniversalHandler, readMaxBytes: number): UniversalH
       const problem = checkGet(req.url, input, readMaxBytes);
       return problem ? connectErrorResponse(problem) : handler(req);
     }
+    if (req.method === "POST" && !handler.supportedContentType(contentType)) return unsupportedMediaType(contentType);
     if (!isByteStream(req.body)) return handler(req);
     const binary = (data: Uint8Array) => decode(input, data);
-    const enveloped = ENVELOPED_BINARY.test(contentType) ? binary : ENVELOPED_JSON.test(contentType) ? utf8 : undefined;
+    const json = (data: Uint8Array) => checkJsonRequest(input, utf8(data));
+    const declared = Number(req.header.get("content-length") ?? NaN);
+    if ((UNARY_BINARY.test(contentType) || UNARY_JSON.test(contentType)) && declared > readMaxBytes) {
+      return connectErrorResponse(tooLarge(declared, readMaxBytes));
+    }
+    const enveloped = ENVELOPED_BINARY.test(contentType) ? binary : ENVELOPED_JSON.test(contentType) ? json : undefined;
     if (enveloped) {
       const encoding = req.header.get("grpc-encoding") ?? req.header.get("connect-content-encoding");
       return handler({ ...req, body: checkEnvelopes(req.body, enveloped, encoding, readMaxBytes) });
     }
-    const whole = UNARY_BINARY.test(contentType) ? binary : UNARY_JSON.test(contentType) ? utf8 : undefined;
+    const whole = UNARY_BINARY.test(contentType) ? binary : UNARY_JSON.test(contentType) ? json : undefined;
     if (whole) return handler({ ...req, body: checkWhole(req.body, whole, req.header.get("content-encoding"), readMaxBytes) });
     return handler(req);
   };
@@ -82,13 +94,21 @@ function decode(desc: DescMessage, data: Uint8Array): void {
   }
 }
 
-/** Throws INVALID_ARGUMENT unless data is UTF-8 (a JSON message). */
-function utf8(data: Uint8Array): void {
+/** The text of a JSON message; INVALID_ARGUMENT unless data is UTF-8. */
+function utf8(data: Uint8Array): string {
   try {
-    STRICT_UTF8.decode(data);
+    return STRICT_UTF8.decode(data);
   } catch {
     throw new ConnectError("the JSON request is not valid UTF-8", Code.InvalidArgument);
   }
+}
+
+/** The size error, naming the setting (connect's own names its readMaxBytes option). */
+export function tooLarge(size: number, readMaxBytes: number): ConnectError {
+  return new ConnectError(
+    `request message of ${size} bytes is larger than the server's limit of ${readMaxBytes} bytes (AGENTORCH_MAX_REQUEST_BYTES)`,
+    Code.ResourceExhausted,
+  );
 }
 
 /** The decompressed message, undefined when the encoding is one connect will refuse itself, or INVALID_ARGUMENT. */
@@ -99,7 +119,9 @@ function decompress(data: Uint8Array, encoding: string | null, readMaxBytes: num
     if (name === "gzip") return gunzipSync(data, { maxOutputLength: readMaxBytes });
     if (name === "br") return brotliDecompressSync(data, { maxOutputLength: readMaxBytes });
   } catch (err) {
-    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return undefined; // connect answers RESOURCE_EXHAUSTED
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new ConnectError(`the ${name} message decompresses to more than the server's limit of ${readMaxBytes} bytes (AGENTORCH_MAX_REQUEST_BYTES)`, Code.ResourceExhausted);
+    }
     throw new ConnectError(`the ${name} message could not be decompressed`, Code.InvalidArgument);
   }
   return undefined; // an unknown encoding: connect answers UNIMPLEMENTED
@@ -109,21 +131,13 @@ function decompress(data: Uint8Array, encoding: string | null, readMaxBytes: num
 async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, check: (data: Uint8Array) => void, encoding: string | null, readMaxBytes: number): AsyncGenerator<Uint8Array> {
   const queue: Uint8Array[] = [];
   let queued = 0;
-  let passThrough = false; // a message too large to check: connect refuses it, pass the rest on
   for await (const chunk of body) {
-    if (passThrough) {
-      yield chunk;
-      continue;
-    }
     queue.push(chunk);
     queued += chunk.length;
     while (queued >= 5) {
       const head = concat(...take(queue, 5, false));
       const length = new DataView(head.buffer, head.byteOffset + 1, 4).getUint32(0);
-      if (length > readMaxBytes) {
-        passThrough = true;
-        break;
-      }
+      if (length > readMaxBytes) throw tooLarge(length, readMaxBytes);
       if (queued < 5 + length) break;
       const parts = take(queue, 5 + length, true);
       queued -= 5 + length;
@@ -133,10 +147,6 @@ async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, check: (data: Ui
         if (message !== undefined) check(message);
       }
       yield* parts;
-    }
-    if (passThrough) {
-      yield* queue.splice(0);
-      queued = 0;
     }
   }
   // A partial envelope at the end: connect reports it (INVALID_ARGUMENT, "incomplete envelope").
@@ -171,12 +181,7 @@ async function* checkWhole(body: AsyncIterable<Uint8Array>, check: (data: Uint8A
   for await (const chunk of body) {
     chunks.push(chunk);
     size += chunk.length;
-    if (size > readMaxBytes) {
-      // Too large to be read: connect refuses it (RESOURCE_EXHAUSTED).
-      yield* chunks;
-      for await (const rest of body) yield rest;
-      return;
-    }
+    if (size > readMaxBytes) throw tooLarge(size, readMaxBytes);
   }
   const whole = concat(...chunks);
   const name = (encoding ?? "identity").trim().toLowerCase();
@@ -194,22 +199,24 @@ function checkGet(url: string, desc: DescMessage, readMaxBytes: number): Connect
     return undefined;
   }
   if (params.get("compression") || !params.has("message")) return undefined;
-  if (params.get("encoding") === "json" && params.get("base64") === "1") {
+  if (params.get("encoding") === "json") {
+    let text: string;
     try {
-      utf8(base64Decode(params.get("message") ?? ""));
+      if (params.get("base64") === "1") {
+        text = utf8(base64Decode(params.get("message") ?? ""));
+      } else {
+        // URLSearchParams decodes invalid UTF-8 to U+FFFD; decodeURIComponent refuses it.
+        const raw = /(?:^|[?&])message=([^&]*)/.exec(url)?.[1] ?? "";
+        try {
+          text = decodeURIComponent(raw.replace(/\+/g, " "));
+        } catch {
+          throw new ConnectError("the JSON request is not valid UTF-8", Code.InvalidArgument);
+        }
+      }
+      checkJsonRequest(desc, text);
       return undefined;
     } catch (err) {
       return err instanceof ConnectError ? err : new ConnectError("message is not valid base64", Code.InvalidArgument);
-    }
-  }
-  if (params.get("encoding") === "json") {
-    // URLSearchParams decodes invalid UTF-8 to U+FFFD; decodeURIComponent refuses it.
-    const raw = /(?:^|[?&])message=([^&]*)/.exec(url)?.[1] ?? "";
-    try {
-      decodeURIComponent(raw.replace(/\+/g, " "));
-      return undefined;
-    } catch {
-      return new ConnectError("the JSON request is not valid UTF-8", Code.InvalidArgument);
     }
   }
   if (params.get("encoding") !== "proto") return undefined;
@@ -220,7 +227,7 @@ function checkGet(url: string, desc: DescMessage, readMaxBytes: number): Connect
   } catch {
     return new ConnectError("message is not valid base64", Code.InvalidArgument);
   }
-  if (bytes.length > readMaxBytes) return undefined;
+  if (bytes.length > readMaxBytes) return tooLarge(bytes.length, readMaxBytes);
   try {
     decode(desc, bytes);
     return undefined;
@@ -229,11 +236,35 @@ function checkGet(url: string, desc: DescMessage, readMaxBytes: number): Connect
   }
 }
 
+const ACCEPTED_CONTENT_TYPES = [
+  "application/grpc (+proto, +json)",
+  "application/grpc-web (+proto, +json)",
+  "application/connect+proto",
+  "application/connect+json",
+  "application/proto",
+  "application/json",
+];
+
+/** 415 with a body that says what is accepted (connect answers an empty 415). */
+function unsupportedMediaType(contentType: string): UniversalServerResponse {
+  const got = contentType ? `"${contentType}"` : "none";
+  const body = new TextEncoder().encode(
+    `unsupported content-type ${got}; POST one of: ${ACCEPTED_CONTENT_TYPES.join(", ")} (Connect unary JSON: application/json)\n`,
+  );
+  return {
+    status: 415,
+    header: new Headers({ "content-type": "text/plain; charset=utf-8", "content-length": String(body.byteLength) }),
+    body: (async function* () {
+      yield body;
+    })(),
+  };
+}
+
 /** A Connect unary error response (what connect itself answers for an error). */
 function connectErrorResponse(err: ConnectError): UniversalServerResponse {
-  const body = new TextEncoder().encode(JSON.stringify({ code: "invalid_argument", message: err.rawMessage }));
+  const body = errorToJsonBytes(err, {});
   return {
-    status: 400,
+    status: codeToHttpStatus(err.code),
     header: new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) }),
     body: (async function* () {
       yield body;
