@@ -9,6 +9,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { type ErrorKind, isAgentorchError } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
+import { detailsFor } from "./error-details.js";
 
 const CODES: Readonly<Record<ErrorKind, Code>> = {
   invalid_argument: Code.InvalidArgument,
@@ -33,7 +34,7 @@ export function codeForKind(kind: ErrorKind): Code {
 /**
  * Converts anything a handler threw into the ConnectError the client sees.
  * - ConnectError: passes through unchanged (e.g. the call's own deadline or cancellation).
- * - AgentorchError: its kind's code and message; logged at debug (it is an expected outcome),
+ * - AgentorchError: its kind's code and message, with google.rpc details (error-details.ts); logged at debug (it is an expected outcome),
  *   except kind "internal", whose message is hidden like any unexpected error.
  * - An AbortError (the call's signal fired inside the core): Canceled.
  * - Anything else: Internal "internal error (id X)", the cause logged at error with the same id.
@@ -45,7 +46,7 @@ export function toConnectError(err: unknown, logger: Logger): ConnectError {
     // A kind this table does not know (a newer core) is a bug, not a client's problem.
     if (code !== undefined) {
       logger.debug({ kind: err.kind, ...err.details, msg: err.message }, "request failed");
-      return new ConnectError(err.message, code);
+      return new ConnectError(err.message, code, undefined, detailsFor(err));
     }
   }
   if (isAbortError(err)) {

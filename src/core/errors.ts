@@ -22,6 +22,8 @@ export interface ErrorDetails {
   taskId?: string;
   containerId?: string;
   field?: string;
+  /** A stable reason (UPPER_SNAKE) where the kind and subject do not say it, e.g. CARD_NOT_FOUND. */
+  reason?: string;
 }
 
 /** An expected failure with a stable kind. Its message is shown to the caller (except for "internal"). */

@@ -27,6 +27,7 @@ import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { checkJsonRequest } from "./strict-json.js";
+import { limitInfo } from "../api/error-details.js";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 
@@ -108,6 +109,8 @@ export function tooLarge(size: number, readMaxBytes: number): ConnectError {
   return new ConnectError(
     `request message of ${size} bytes is larger than the server's limit of ${readMaxBytes} bytes (AGENTORCH_MAX_REQUEST_BYTES)`,
     Code.ResourceExhausted,
+    undefined,
+    [limitInfo("REQUEST_TOO_LARGE", "AGENTORCH_MAX_REQUEST_BYTES", readMaxBytes)],
   );
 }
 
@@ -120,7 +123,12 @@ function decompress(data: Uint8Array, encoding: string | null, readMaxBytes: num
     if (name === "br") return brotliDecompressSync(data, { maxOutputLength: readMaxBytes });
   } catch (err) {
     if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-      throw new ConnectError(`the ${name} message decompresses to more than the server's limit of ${readMaxBytes} bytes (AGENTORCH_MAX_REQUEST_BYTES)`, Code.ResourceExhausted);
+      throw new ConnectError(
+        `the ${name} message decompresses to more than the server's limit of ${readMaxBytes} bytes (AGENTORCH_MAX_REQUEST_BYTES)`,
+        Code.ResourceExhausted,
+        undefined,
+        [limitInfo("REQUEST_TOO_LARGE", "AGENTORCH_MAX_REQUEST_BYTES", readMaxBytes)],
+      );
     }
     throw new ConnectError(`the ${name} message could not be decompressed`, Code.InvalidArgument);
   }

@@ -10,7 +10,7 @@
  * their contents are left to protobuf-es, whose errors are already specific.
  */
 import { type DescEnum, type DescField, type DescMessage, fromJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { invalidField } from "../api/error-details.js";
 
 /** One thing wrong with a request, by field path (proto JSON names, dotted; [i] for list items). */
 export interface JsonViolation {
@@ -36,10 +36,10 @@ export function findJsonViolation(desc: DescMessage, text: string): JsonViolatio
   return undefined;
 }
 
-/** Throws INVALID_ARGUMENT naming the violation, if any. */
+/** Throws INVALID_ARGUMENT naming the violation (with a BadRequest detail), if any. */
 export function checkJsonRequest(desc: DescMessage, text: string): void {
   const v = findJsonViolation(desc, text);
-  if (v) throw new ConnectError(v.field ? `${v.field}: ${v.description}` : v.description, Code.InvalidArgument);
+  if (v) throw invalidField(v.field, v.field ? `${v.field}: ${v.description}` : v.description);
 }
 
 function isWellKnown(desc: DescMessage): boolean {
