@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -17,7 +17,7 @@ import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection
 import { createHealthServer } from "../api/health.js";
 import { createLogInterceptor } from "../api/interceptors.js";
 import { createAuth } from "../api/auth.js";
-import { AgentTokenIndex } from "../core/auth.js";
+import { AgentTokenIndex, OperatorTokens } from "../core/auth.js";
 import { createReflectionServer } from "../api/reflection.js";
 import { registerRoutes } from "../api/routes.js";
 import { createDockerBackend } from "../backends/docker/docker-backend.js";
@@ -47,7 +47,7 @@ import { withSpecGrpcMessage } from "./grpc-message.js";
 import { validateBinaryRequests } from "./request-validation.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
-import { createMetricsServer, isMetricsPath, serveMetrics } from "./metrics-http.js";
+import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
 import { withStreamShutdown } from "./stream-shutdown.js";
 
 /** Replacements for the real adapters (tests). */
@@ -88,7 +88,7 @@ export const CONTAINER_SOCKET_DIR = "/run/agentorch";
 /**
  * The agent socket is connectable by every uid (containers run as AGENTORCH_CONTAINER_USER,
  * not as the service's user): every call on it must present a running agent's token, and
- * on the host the socket sits in the data directory (0750), out of other users' reach.
+ * on the host the socket sits in the data directory (0700), out of other users' reach.
  */
 const AGENT_SOCKET_MODE = 0o666;
 
@@ -97,7 +97,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   assertSecureListen(config);
   const dataDir = path.resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  // Only the service's user: the database, workspaces and agent socket directory live here.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
   const store = openSqliteStore({ path: path.join(dataDir, "agentorch.db"), logger, clock: overrides.clock });
   try {
     return assemble(config, overrides, logger, dataDir, store);
@@ -141,6 +143,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   // Built before the agent service opens, so it sees every token change from then on.
   const agentTokens = new AgentTokenIndex(store, bus);
   const auth = createAuth({ operatorTokens: config.operatorTokens, agentTokens, logger });
+  const scrapers = metricsAccess(new OperatorTokens(config.operatorTokens));
 
   const clock = overrides.clock ?? systemClock;
   const taskStore = createSqliteTaskStore(store);
@@ -193,7 +196,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     fallback(req, res) {
       // Not on the agent socket (no remote address): containers have no business with metrics.
       if (!config.metricsListen && isMetricsPath(req) && req.socket.remoteAddress !== undefined) {
-        serveMetrics(metrics, req, res, logger);
+        serveMetrics(metrics, req, res, logger, scrapers);
         return;
       }
       const probe = req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"));
@@ -211,7 +214,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     logger,
     graceMs: config.shutdownGraceMs,
   });
-  const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger) : undefined;
+  const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger, scrapers) : undefined;
   let metricsAddress: { host: string; port: number } | undefined;
   // The same API for agents in their containers; the auth interceptor knows these calls by their mark.
   const agentListener = createListener({

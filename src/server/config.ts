@@ -92,6 +92,8 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
   const listen = parseListen(listenName, listenText);
   const operatorTokens = parseOperatorTokens(env);
   assertSecureListen({ listen, operatorTokens }, listenName);
+  // /metrics on its own port wants the same protection: tokens (scrapers send one) or loopback.
+  if (metricsText !== undefined) assertSecureListen({ listen: parseListen("AGENTORCH_METRICS_LISTEN", metricsText), operatorTokens }, "AGENTORCH_METRICS_LISTEN");
   checkAgentSocketPath(dataDirText, flags["--data-dir"] !== undefined ? "--data-dir" : "AGENTORCH_DATA_DIR");
   return {
     listen,

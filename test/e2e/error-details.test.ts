@@ -121,7 +121,7 @@ describe.skipIf(pythonMissing !== undefined)("google.rpc error details as Python
       details: [{ type: "google.rpc.ErrorInfo", reason: "AGENT_NOT_FOUND", domain: "agentorch.dev", metadata: { agent_id: "nope" } }],
     });
     expect(invalid).toMatchObject({ code: "INVALID_ARGUMENT", status_code: 3 });
-    const violations = (invalid as { details: { type: string; field_violations?: { field: string }[] }[] }).details.find((d) => d.type === "google.rpc.BadRequest");
+    const violations = (invalid as unknown as { details: { type: string; field_violations?: { field: string }[] }[] }).details.find((d) => d.type === "google.rpc.BadRequest");
     expect(violations?.field_violations?.[0]?.field).toBe("agent_id");
     expect(ok).toHaveProperty("ok");
   });

@@ -3,7 +3,7 @@
  * transaction; every entity write appends its event in that same transaction, so the
  * event log and the tables never disagree, even after a crash.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Agent, AgentStatus } from "../../core/agent.js";
@@ -57,6 +57,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
   let db: Database.Database;
   try {
+    if (!memory) restrictFileModes(path);
     db = new Database(path, { timeout: 5000 });
   } catch (err) {
     throw mapStoreError(err, "open");
@@ -290,5 +291,21 @@ class SqliteStoreImpl implements SqliteStore {
     this.closed = true;
     this.db.close();
     this.logger.debug({ path: this.db.name }, "store closed");
+  }
+}
+
+/**
+ * The database holds tokens' hashes, env names and every agent's history: 0600, whatever
+ * the umask. Created empty with that mode before SQLite opens it (its -wal and -shm files
+ * take the database's mode); an existing file, and its companions, are narrowed to it.
+ */
+function restrictFileModes(path: string): void {
+  closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
 }
