@@ -24,4 +24,14 @@ export default tseslint.config(
     files: ["test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
     rules: { "no-console": "off" },
   },
+  {
+    // Plain Node scripts of the lint step (check-lock, check-cycles).
+    files: ["scripts/**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+  {
+    // The package's executable: plain Node ESM.
+    files: ["bin/**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+  },
 );

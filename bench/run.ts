@@ -4,7 +4,7 @@
  * the table is printed, written as JSON under bench/results/, and (full runs) into
  * docs/benchmarks.md between its result markers.
  *
- * Flags: --quick; --only a,b (ids: cold-start, scale, control-plane, a2a, watch);
+ * Flags: --quick; --only a,b (ids: cold-start, scale, control-plane, a2a, watch, startup);
  * --update (merge this run's benchmarks into latest-<kind>.json, replacing theirs, and
  * write the docs from the merged set: rerun one benchmark without the others);
  * --out DIR (default bench/results); --docs / --no-docs; --cpu-prof DIR (profiles of the
@@ -24,6 +24,7 @@ import { markdownTable, textTable } from "./lib/report.js";
 import type { BenchContext, BenchResult } from "./lib/report.js";
 import { REPO_ROOT } from "./lib/service-process.js";
 import { scale } from "./scale.js";
+import { startup } from "./startup.js";
 import { watchFanout } from "./watch-fanout.js";
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = {
@@ -32,6 +33,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = 
   "control-plane": controlPlane,
   a2a: a2aDelivery,
   watch: watchFanout,
+  startup,
 };
 
 /** The benchmarks that start containers. */

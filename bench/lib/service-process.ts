@@ -28,10 +28,14 @@ export interface ServiceOptions {
   readyTimeoutMs?: number;
   /** The entry point, relative to the repository root (experiments); default src/server/main.ts. */
   entry?: string;
+  /** Run the compiled build (dist/src/server/main.js, `npm run build`) with plain node, no tsx. */
+  compiled?: boolean;
 }
 
 export interface ServiceProcess {
   pid: number;
+  /** From spawn until the port accepted a connection (ms). */
+  readyMs: number;
   /** "127.0.0.1:PORT" */
   address: string;
   port: number;
@@ -55,7 +59,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const logFd = openSync(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.entry ?? "src/server/main.ts"], {
+    const entry = options.compiled ? ["dist/src/server/main.js"] : ["--import", "tsx", options.entry ?? "src/server/main.ts"];
+    child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
@@ -85,6 +90,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   };
   const cleanup = () => rmSync(dataDir, { recursive: true, force: true });
 
+  const spawnedAt = performance.now();
   const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
   let ready = false;
   let exitCode: number | null | undefined;
@@ -98,9 +104,10 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
       cleanup();
       throw new Error(`agentorch did not start (${exitCode !== undefined ? `exit ${exitCode}` : "timeout"}):\n${tail}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 10));
     ready = await answers(port);
   }
+  const readyMs = performance.now() - spawnedAt;
   const address = `127.0.0.1:${port}`;
   const pid = child.pid!;
   const instanceId = readInstanceId(path.join(dataDir, "data", "agentorch.db"));
@@ -108,6 +115,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   let stopped: Promise<void> | undefined;
   return {
     pid,
+    readyMs,
     address,
     port,
     instanceId,

@@ -33,13 +33,17 @@ Environment:
 
 ${EXIT_CODES_HELP}`;
 
+/** The package's version: its package.json is two levels up from src/cli, three from dist/src/cli. */
 function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
+  for (const up of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "agentorch") return pkg.version ?? "unknown";
+    } catch {
+      // not there: try the next
+    }
   }
+  return "unknown";
 }
 
 /** Builds the whole command tree. */
