@@ -15,8 +15,8 @@
  */
 import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ContextValues, HandlerContext, Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
-import { describePrincipal, OperatorTokens, permissionDenied, unauthenticated } from "../core/auth.js";
-import type { AgentTokenIndex, OperatorToken, Principal } from "../core/auth.js";
+import { describePrincipal, permissionDenied, unauthenticated } from "../core/auth.js";
+import type { AgentTokenIndex, OperatorTokens, Principal } from "../core/auth.js";
 import { isAgentorchError } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import { OPEN_SERVICES, roleMay, RPC_RULES } from "./auth-table.js";
@@ -49,8 +49,8 @@ export function parseBearer(value: string | null | undefined): string | undefine
 }
 
 export interface AuthDeps {
-  /** Configured operator tokens (hashes); empty: the TCP listener is open (loopback only). */
-  operatorTokens: readonly OperatorToken[];
+  /** Configured operator tokens (hashes; replaceable at run time); none: the TCP listener is open (loopback only). */
+  operatorTokens: OperatorTokens;
   /** Current agent tokens. */
   agentTokens: Pick<AgentTokenIndex, "agentFor">;
   logger: Logger;
@@ -73,7 +73,7 @@ type AnyRequest = UnaryRequest | StreamRequest;
 
 /** Creates the auth interceptor and the helpers that tell it where a call came from. */
 export function createAuth(deps: AuthDeps): Auth {
-  const operators = new OperatorTokens(deps.operatorTokens);
+  const operators = deps.operatorTokens;
   const log = deps.logger.child({ component: "auth" });
   const fromSocket = new WeakSet<object>();
   if (operators.open) {

@@ -53,9 +53,14 @@ export function permissionDenied(message: string, agentId?: string): AgentorchEr
  * (or whether any) entry matched.
  */
 export class OperatorTokens {
-  private readonly entries: readonly { token: OperatorToken; digest: Buffer }[];
+  private entries: readonly { token: OperatorToken; digest: Buffer }[] = [];
 
   constructor(tokens: readonly OperatorToken[]) {
+    this.replace(tokens);
+  }
+
+  /** Swaps the whole set at once (a reload on SIGHUP): calls already admitted keep going. */
+  replace(tokens: readonly OperatorToken[]): void {
     this.entries = tokens.map((token) => ({ token, digest: Buffer.from(token.hash, "hex") }));
   }
 

@@ -38,7 +38,7 @@ import { createA2AHandlers } from "../api/a2a-handlers.js";
 import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import type { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Config } from "./config.js";
-import { agentSocketPath, assertSecureListen } from "./config.js";
+import { agentSocketPath, assertSecureListen, parseOperatorTokens } from "./config.js";
 import { createListener } from "./listener.js";
 import type { RequestHandler } from "./listener.js";
 import { createLogger } from "./logger.js";
@@ -77,6 +77,12 @@ export interface App {
   start(): Promise<{ host: string; port: number }>;
   /** Graceful: health NOT_SERVING, streams ended, in-flight calls finished, then closes everything. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Reads the operator tokens again (AGENTORCH_TOKENS, AGENTORCH_TOKENS_FILE; SIGHUP) and
+   * swaps them in. On an error (an unreadable file, a bad line, no tokens left while the
+   * listener is not loopback) the old set stays, and the error is thrown.
+   */
+  reloadTokens(env?: Record<string, string | undefined>): { tokens: number };
 }
 
 /** Meta key of the persisted instance id. */
@@ -142,8 +148,10 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   });
   // Built before the agent service opens, so it sees every token change from then on.
   const agentTokens = new AgentTokenIndex(store, bus);
-  const auth = createAuth({ operatorTokens: config.operatorTokens, agentTokens, logger });
-  const scrapers = metricsAccess(new OperatorTokens(config.operatorTokens));
+  // One set for RPCs and /metrics, replaced as a whole by reloadTokens() (SIGHUP).
+  const operatorTokens = new OperatorTokens(config.operatorTokens);
+  const auth = createAuth({ operatorTokens, agentTokens, logger });
+  const scrapers = metricsAccess(operatorTokens);
 
   const clock = overrides.clock ?? systemClock;
   const taskStore = createSqliteTaskStore(store);
@@ -279,6 +287,14 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
         await closeCore();
         throw err;
       }
+    },
+
+    reloadTokens(env = process.env) {
+      const tokens = parseOperatorTokens(env);
+      assertSecureListen({ listen: config.listen, operatorTokens: tokens });
+      operatorTokens.replace(tokens);
+      logger.info({ tokens: tokens.length }, "operator tokens reloaded");
+      return { tokens: tokens.length };
     },
 
     stop() {

@@ -1,7 +1,8 @@
 /**
  * The agentorch process: configuration from the environment, the server, and signal
  * handling. SIGTERM/SIGINT stop gracefully and exit 0 (containers keep running and are
- * adopted at the next start); a second signal exits 1 at once.
+ * adopted at the next start); a second signal exits 1 at once. SIGHUP reloads the
+ * operator tokens.
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -52,6 +53,14 @@ export async function runServer(argv: readonly string[]): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // SIGHUP reloads the operator tokens (e.g. after editing AGENTORCH_TOKENS_FILE); a bad file keeps the old set.
+  process.on("SIGHUP", () => {
+    try {
+      app.reloadTokens();
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, "reloading operator tokens failed; the previous tokens stay in force");
+    }
+  });
 
   let addr: { host: string; port: number };
   try {

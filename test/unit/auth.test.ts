@@ -15,7 +15,7 @@ import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_se
 import { createAuth, parseBearer, PRINCIPAL } from "../../src/api/auth.js";
 import { RPC_RULES, roleMay, ROLE_PERMISSIONS } from "../../src/api/auth-table.js";
 import type { Principal, Role } from "../../src/core/auth.js";
-import { ROLES } from "../../src/core/auth.js";
+import { OperatorTokens, ROLES } from "../../src/core/auth.js";
 import { hashToken } from "../../src/core/tokens.js";
 import { createTestLogger } from "../fakes/clock-and-logger.js";
 import type { LogLine } from "../fakes/clock-and-logger.js";
@@ -109,7 +109,7 @@ const AGENT_TOKENS: Record<string, string> = { "agent-a": "agent-a-token", "agen
 function setup(opts: { open?: boolean } = {}) {
   const lines: LogLine[] = [];
   const auth = createAuth({
-    operatorTokens: opts.open ? [] : ROLES.map((role) => ({ name: `${role}-user`, role, hash: hashToken(TOKENS[role]) })),
+    operatorTokens: new OperatorTokens(opts.open ? [] : ROLES.map((role) => ({ name: `${role}-user`, role, hash: hashToken(TOKENS[role]) }))),
     agentTokens: { agentFor: (t) => Object.keys(AGENT_TOKENS).find((id) => AGENT_TOKENS[id] === t) },
     logger: createTestLogger(lines),
   });
