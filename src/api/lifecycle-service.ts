@@ -12,7 +12,8 @@ import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import type { TaskService } from "../core/tasks/task-service.js";
 import { isTerminal } from "../core/tasks/task.js";
-import { eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
+import { eventTypeToProto, taskStateFromProto } from "./enums.js";
+import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
 import { traceOfHeaders } from "./trace.js";
@@ -20,7 +21,6 @@ import {
   lifecycleConfigPatchFromProto,
   lifecycleConfigToProto,
   submitTaskInputFromProto,
-  taskStateFromProto,
   taskToProto,
 } from "./task-mapping.js";
 type LifecycleImpl = ServiceImpl<typeof LifecycleService>;
