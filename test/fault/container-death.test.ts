@@ -18,7 +18,8 @@ import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
 import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
-import { type Clients, connect, serverStream, unary } from "./support/grpc.js";
+import { serverStream } from "../support/grpc.js";
+import { type Clients, connect, unary } from "./support/grpc.js";
 import { type ServiceProcess, spawnService } from "./support/service.js";
 import { type AgentView, containersOf, listAgents, status, type TaskView } from "./support/world.js";
 
