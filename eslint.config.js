@@ -21,6 +21,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts (scripts/check-lock.mjs runs before anything is installed): Node's globals.
+    files: ["**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+  {
     files: ["test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
     rules: { "no-console": "off" },
   },
