@@ -10,7 +10,7 @@ import type { CardService } from "../core/a2a/card-service.js";
 import type { MailboxService } from "../core/a2a/mailbox-service.js";
 import type { Logger } from "../core/ports.js";
 import { cardFromProto, cardToProto, messageFromProto, messageToProto } from "./a2a-mapping.js";
-import { durationToMs, int64ToNumber } from "./agent-mapping.js";
+import { durationToMs, int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 
 type A2AMethods = "publishAgentCard" | "getAgentCard" | "listAgentCards" | "sendMessage" | "streamMessages" | "ackMessages" | "sendAndWait";

@@ -21,8 +21,7 @@ import {
 import type { AgentCard, CardInput } from "../core/a2a/card.js";
 import type { MessageBody, MessageInput, StoredMessage } from "../core/a2a/message.js";
 import { invalidArgument } from "../core/errors.js";
-import { agentStatusToProto } from "./agent-mapping.js";
-import { taskPriorityFromProto, taskPriorityToProto } from "./task-mapping.js";
+import { agentStatusToProto, taskPriorityFromProto, taskPriorityToProto } from "./enums.js";
 
 /** The core's input from a PublishAgentCard request's card (status and updated_at ignored). */
 export function cardFromProto(card: AgentCardProto | undefined): CardInput | undefined {

@@ -2,17 +2,17 @@
  * LifecycleService handlers for tasks and their limits: a thin layer that maps the
  * request to the core's terms, calls TaskService (passing the call's signal), and maps
  * the answer back. Codes are decided only in ./errors.ts. The A2A RPCs are implemented
- * in ./a2a-handlers.ts and merged in; until they are given they answer UNIMPLEMENTED.
+ * in ./a2a-handlers.ts and merged in; until they are given connect answers UNIMPLEMENTED.
  */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { LifecycleService, WatchTasksResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import type { TaskService } from "../core/tasks/task-service.js";
 import { isTerminal } from "../core/tasks/task.js";
-import { eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
+import { eventTypeToProto, taskStateFromProto } from "./enums.js";
+import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
 import { traceOfHeaders } from "./trace.js";
@@ -20,7 +20,6 @@ import {
   lifecycleConfigPatchFromProto,
   lifecycleConfigToProto,
   submitTaskInputFromProto,
-  taskStateFromProto,
   taskToProto,
 } from "./task-mapping.js";
 type LifecycleImpl = ServiceImpl<typeof LifecycleService>;
@@ -53,7 +52,7 @@ export interface LifecycleServiceDeps {
 const taskEvents = new SharedResponses(WatchTasksResponseSchema);
 
 /** Creates the LifecycleService implementation over the core's task service. */
-export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImpl {
+export function createLifecycleService(deps: LifecycleServiceDeps): Partial<LifecycleImpl> {
   const { tasks } = deps;
 
   const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number]> = {
@@ -125,22 +124,10 @@ export function createLifecycleService(deps: LifecycleServiceDeps): LifecycleImp
     },
   };
 
-  // Only the A2A methods are taken from deps.a2a, so it cannot replace a task handler by accident.
-  const a2a = Object.fromEntries(A2A_METHODS.map((name) => [name, deps.a2a?.[name] ?? notImplemented(name)]));
-  const all = { ...impl, ...a2a } as LifecycleImpl;
+  // Only the A2A methods are taken from deps.a2a, so it cannot replace a task handler by accident;
+  // the ones it lacks are left out, for connect to answer UNIMPLEMENTED.
+  const a2a = Object.fromEntries(A2A_METHODS.flatMap((name) => (deps.a2a?.[name] ? [[name, deps.a2a[name]]] : [])));
+  const all: Partial<LifecycleImpl> = { ...impl, ...a2a };
   // Wrapping twice is harmless (a ConnectError passes through), so merged handlers get the same mapping.
   return withErrors(LifecycleService, all, deps.logger);
-}
-
-/** A handler that answers UNIMPLEMENTED (a generator for streaming methods). */
-function notImplemented(localName: string): (...args: unknown[]) => unknown {
-  const method = LifecycleService.methods.find((m) => m.localName === localName);
-  const error = () => new ConnectError(`agentorch.v1.LifecycleService.${method?.name ?? localName} is not implemented yet`, Code.Unimplemented);
-  if (method?.methodKind === "server_streaming") {
-    // eslint-disable-next-line require-yield
-    return async function* () {
-      throw error();
-    };
-  }
-  return () => Promise.reject(error());
 }

@@ -12,7 +12,9 @@ import type { AgentService } from "../core/agent-service.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import type { WatchItem } from "../core/watch.js";
-import { agentConfigFromProto, agentStatusFromProto, agentToProto, eventTypeToProto, int64ToNumber } from "./agent-mapping.js";
+import { agentConfigFromProto, agentToProto } from "./agent-mapping.js";
+import { agentStatusFromProto, eventTypeToProto } from "./enums.js";
+import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
 

@@ -1,16 +1,12 @@
 /**
- * Proto <-> domain mapping for tasks (LifecycleService). Only shape and number
- * conversions happen here (enums, Durations, int64); every rule about what a valid
+ * Proto <-> domain mapping for tasks (LifecycleService). Only shape conversions happen
+ * here (scalars in ./proto-scalars.ts, enums in ./enums.ts); every rule about what a valid
  * directive, template or limit is stays in the core (src/core/tasks/), so a value the
  * core refuses is passed through for it to refuse.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Duration, durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  type Resources as ResourcesProto,
-  ResourcesSchema,
-  SandboxPolicy as SandboxPolicyProto,
-} from "../../gen/agentorch/v1/agent_pb.js";
+import { type Resources as ResourcesProto, ResourcesSchema } from "../../gen/agentorch/v1/agent_pb.js";
 import type { SubmitTaskRequest } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import {
   type Directive as DirectiveProto,
@@ -18,80 +14,19 @@ import {
   type LifecycleConfig as LifecycleConfigProto,
   LifecycleConfigSchema,
   type Task as TaskProto,
-  TaskPriority as TaskPriorityProto,
   type TaskResult as TaskResultProto,
   TaskResultSchema,
   TaskSchema,
-  TaskState as TaskStateProto,
   type TaskTemplate as TaskTemplateProto,
   TaskTemplateSchema,
 } from "../../gen/agentorch/v1/task_pb.js";
-import type { Resources, SandboxPolicy } from "../core/agent.js";
-import { invalidArgument } from "../core/errors.js";
+import type { Resources } from "../core/agent.js";
 import type { DirectiveInput, TaskTemplateInput } from "../core/tasks/directive.js";
 import { LIFECYCLE_CONFIG_PATHS, type LifecycleConfig } from "../core/tasks/lifecycle-config.js";
-import type { Directive, Task, TaskPriority, TaskResult, TaskState, TaskTemplate } from "../core/tasks/task.js";
+import type { Directive, Task, TaskResult, TaskTemplate } from "../core/tasks/task.js";
 import type { SubmitTaskInput } from "../core/tasks/task-service.js";
-import { durationToMs, int64ToNumber, policyFromProto } from "./agent-mapping.js";
-
-const PRIORITY_TO_PROTO: Readonly<Record<TaskPriority, TaskPriorityProto>> = {
-  low: TaskPriorityProto.LOW,
-  normal: TaskPriorityProto.NORMAL,
-  high: TaskPriorityProto.HIGH,
-  critical: TaskPriorityProto.CRITICAL,
-};
-const PRIORITY_FROM_PROTO = invert(PRIORITY_TO_PROTO);
-
-const STATE_TO_PROTO: Readonly<Record<TaskState, TaskStateProto>> = {
-  submitted: TaskStateProto.SUBMITTED,
-  working: TaskStateProto.WORKING,
-  completed: TaskStateProto.COMPLETED,
-  failed: TaskStateProto.FAILED,
-  canceled: TaskStateProto.CANCELED,
-  rejected: TaskStateProto.REJECTED,
-};
-const STATE_FROM_PROTO = invert(STATE_TO_PROTO);
-
-// Not exported by agent-mapping.ts (it keeps its own table private); the two must agree.
-const POLICY_TO_PROTO: Readonly<Record<SandboxPolicy, SandboxPolicyProto>> = {
-  container: SandboxPolicyProto.CONTAINER,
-  container_direct: SandboxPolicyProto.CONTAINER_DIRECT,
-};
-
-function invert<K extends string, V extends number>(table: Readonly<Record<K, V>>): ReadonlyMap<number, K> {
-  return new Map(Object.entries(table).map(([k, v]) => [v as number, k as K]));
-}
-
-/** UNSPECIFIED means NORMAL; a number this build does not know is INVALID_ARGUMENT. */
-export function taskPriorityFromProto(priority: TaskPriorityProto, field = "priority"): TaskPriority {
-  if (priority === TaskPriorityProto.UNSPECIFIED) return "normal";
-  const domain = PRIORITY_FROM_PROTO.get(priority);
-  if (domain === undefined) throw invalidArgument(`${field} is not a known TaskPriority (got ${priority})`, { field });
-  return domain;
-}
-
-/** The proto enum value of a domain priority. */
-export function taskPriorityToProto(priority: TaskPriority): TaskPriorityProto {
-  return PRIORITY_TO_PROTO[priority];
-}
-
-/** A state filter: UNSPECIFIED means none; a number this build does not know is INVALID_ARGUMENT. */
-export function taskStateFromProto(state: TaskStateProto, field = "state"): TaskState | undefined {
-  if (state === TaskStateProto.UNSPECIFIED) return undefined;
-  const domain = STATE_FROM_PROTO.get(state);
-  if (domain === undefined) throw invalidArgument(`${field} is not a known TaskState (got ${state})`, { field });
-  return domain;
-}
-
-/** The proto enum value of a domain state. */
-export function taskStateToProto(state: TaskState): TaskStateProto {
-  return STATE_TO_PROTO[state];
-}
-
-/** The proto enum value of a domain sandbox policy. */
-export function policyToProto(policy: SandboxPolicy): SandboxPolicyProto {
-  return POLICY_TO_PROTO[policy];
-}
+import { policyFromProto, policyToProto, taskPriorityFromProto, taskPriorityToProto, taskStateToProto } from "./enums.js";
+import { durationToMs, int64ToNumber } from "./proto-scalars.js";
 
 /** Resource limits as the core takes them; int64s that do not fit a JS number are INVALID_ARGUMENT naming the field. */
 export function resourcesFromProto(r: ResourcesProto, prefix = "resources"): NonNullable<TaskTemplateInput["resources"]> {
@@ -151,7 +86,7 @@ export function taskTemplateToProto(t: TaskTemplate): TaskTemplateProto {
     image: t.image,
     command: [...t.command],
     env: { ...t.env },
-    policy: POLICY_TO_PROTO[t.policy],
+    policy: policyToProto(t.policy),
     resources: resourcesToProto(t.resources),
   });
 }
@@ -176,8 +111,8 @@ export function taskToProto(t: Task): TaskProto {
     taskId: t.taskId,
     agentId: t.agentId,
     directive: directiveToProto(t.directive),
-    priority: PRIORITY_TO_PROTO[t.priority],
-    state: STATE_TO_PROTO[t.state],
+    priority: taskPriorityToProto(t.priority),
+    state: taskStateToProto(t.state),
     stateReason: t.stateReason ?? "",
     stateMessage: t.stateMessage,
     attempt: t.attempt,

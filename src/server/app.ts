@@ -11,14 +11,10 @@ import path from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthServer } from "../api/health.js";
 import { createLogInterceptor } from "../api/interceptors.js";
 import { createAuth } from "../api/auth.js";
 import { AgentTokenIndex, OperatorTokens } from "../core/auth.js";
-import { createReflectionServer } from "../api/reflection.js";
 import { registerRoutes } from "../api/routes.js";
 import { createDockerBackend } from "../backends/docker/docker-backend.js";
 import { createFsWorkspaces } from "../backends/fs-workspaces.js";
@@ -33,9 +29,7 @@ import { createSqliteMailboxStore } from "../store/sqlite/mailbox-store.js";
 import { TaskService } from "../core/tasks/task-service.js";
 import { CardService } from "../core/a2a/card-service.js";
 import { MailboxService } from "../core/a2a/mailbox-service.js";
-import { createLifecycleService } from "../api/lifecycle-service.js";
 import { createA2AHandlers } from "../api/a2a-handlers.js";
-import { LifecycleService } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import type { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Config } from "./config.js";
 import { agentSocketPath, assertSecureListen, parseOperatorTokens } from "./config.js";
@@ -48,7 +42,6 @@ import { validateBinaryRequests } from "./request-validation.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
-import { withStreamShutdown } from "./stream-shutdown.js";
 
 /** Replacements for the real adapters (tests). */
 export interface AppOverrides {
@@ -175,21 +168,13 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   // Every open stream listens to it (and stops listening when it ends): no limit is the right one.
   setMaxListeners(0, shutdown.signal);
   const health = createHealthServer({ engine: agents });
-  const served: DescService[] = [];
-  const reflection = createReflectionServer(() => served);
+  let served: readonly DescService[] = [];
   const rpcLogger = logger.child({ component: "rpc" });
   const requestLog = createRequestLog(rpcLogger, metrics.rpc);
   const connectHandler = connectNodeAdapter({
     routes(router) {
-      const r = withStreamShutdown(router, shutdown.signal, served);
-      registerRoutes(r, { agents, logger });
       const a2a = createA2AHandlers({ cards, mailboxes: metrics.countDeliveries(mailboxes), logger });
-      r.service(LifecycleService, createLifecycleService({ tasks, logger, a2a }));
-      // Health ends its Watch streams itself, after telling them NOT_SERVING.
-      router.service(Health, health.impl);
-      served.push(Health);
-      r.service(ReflectionV1, reflection.v1);
-      r.service(ReflectionV1Alpha, reflection.v1alpha);
+      served = registerRoutes(router, { agents, tasks, a2a, health: health.impl, logger }, { shutdownSignal: shutdown.signal });
       // Last: malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
       validateBinaryRequests(router, config.maxRequestBytes);
     },

@@ -11,35 +11,18 @@
  * death that was never noticed by the event path.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { expect, it, vi } from "vitest";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
-import { type Clients, connect, serverStream, unary } from "./support/grpc.js";
-import { type ServiceProcess, spawnService } from "./support/service.js";
+import { useFaultFixture } from "./support/fixture.js";
+import { serverStream } from "../support/grpc.js";
+import { type Clients, connect, unary } from "./support/grpc.js";
 import { type AgentView, containersOf, listAgents, status, type TaskView } from "./support/world.js";
 
 const cfg = faultConfig();
-const dataDir = mkdtempSync(path.join(tmpdir(), "agentorch-fault-death-"));
-let proc: ServiceProcess | undefined;
-let c: Clients | undefined;
-let instanceId: string | undefined;
-let engine: FaultEngine;
-
-beforeAll(async () => {
-  engine = await faultEngine();
-}, 120_000);
-
-afterAll(async () => {
-  c?.close();
-  await proc?.stop(15_000);
-  if (instanceId) await engine?.removeContainersOf(instanceId);
-  await engine?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-}, 120_000);
+const fixture = useFaultFixture({ name: "death", stopTimeoutMs: 15_000, teardownTimeoutMs: 120_000 });
 
 type Death = "kill" | "oom" | "rm";
 const DEATHS: Death[] = ["kill", "oom", "rm"];
@@ -78,11 +61,11 @@ class Seen {
 
 describeDocker("containers dying from outside (docker kill, OOM, docker rm -f)", () => {
   it(`notices and handles each death, on plain agents and on agents running a task (${cfg.deathRounds} round(s))`, async () => {
-    proc = spawnService({ dataDir, dockerHost: engine.dockerHost, env: { AGENTORCH_REAP_INTERVAL_MS: "3600000", AGENTORCH_ENFORCE_INTERVAL_MS: "3600000" } });
+    const proc = fixture.spawn({ env: { AGENTORCH_REAP_INTERVAL_MS: "3600000", AGENTORCH_ENFORCE_INTERVAL_MS: "3600000" } });
     const info = await proc.started;
-    instanceId = info.instanceId;
-    c = connect(info.address);
-    const docker = engine.docker;
+    const instanceId = info.instanceId;
+    const c = fixture.closeAtEnd(connect(info.address));
+    const docker = fixture.engine.docker;
     const latencies: Record<string, number[]> = {};
 
     for (let round = 0; round < cfg.deathRounds; round++) {
@@ -107,7 +90,7 @@ describeDocker("containers dying from outside (docker kill, OOM, docker rm -f)",
       for (const [death, t] of tasked) {
         const working = await vi.waitFor(
           async () => {
-            const got = (await unary<{ task: TaskView }>(c!.life, "GetTask", { task_id: t.task.task_id })).task;
+            const got = (await unary<{ task: TaskView }>(c.life, "GetTask", { task_id: t.task.task_id })).task;
             expect([got.state, got.container_id !== ""]).toEqual(["TASK_STATE_WORKING", true]);
             return got;
           },
@@ -141,8 +124,8 @@ describeDocker("containers dying from outside (docker kill, OOM, docker rm -f)",
       };
       await vi.waitFor(
         async () => {
-          for (const [death, a] of plain) expectedAgent[death]((await unary<{ agent: AgentView }>(c!.orch, "GetAgent", { agent_id: a.agent_id })).agent);
-          for (const [death, t] of tasked) expectedTask[death]((await unary<{ task: TaskView }>(c!.life, "GetTask", { task_id: t.task.task_id })).task);
+          for (const [death, a] of plain) expectedAgent[death]((await unary<{ agent: AgentView }>(c.orch, "GetAgent", { agent_id: a.agent_id })).agent);
+          for (const [death, t] of tasked) expectedTask[death]((await unary<{ task: TaskView }>(c.life, "GetTask", { task_id: t.task.task_id })).task);
         },
         { timeout: 30_000, interval: 100 },
       );
@@ -155,7 +138,7 @@ describeDocker("containers dying from outside (docker kill, OOM, docker rm -f)",
       }
       // Nothing of theirs is left in the engine.
       const ours = new Set([...plain.values(), ...[...tasked.values()].map((t) => t.agent)].map((a) => a.agent_id));
-      await vi.waitFor(async () => expect((await containersOf(docker, instanceId!)).filter((x) => ours.has(x.agentId))).toEqual([]), {
+      await vi.waitFor(async () => expect((await containersOf(docker, instanceId)).filter((x) => ours.has(x.agentId))).toEqual([]), {
         timeout: 15_000,
         interval: 200,
       });

@@ -14,36 +14,19 @@
  *   agent has its container.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { describeDocker } from "../support/docker.js";
-import { assertEngineResponsive, type FaultEngine, faultEngine } from "./support/engine.js";
+import { assertEngineResponsive } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
+import { useFaultFixture } from "./support/fixture.js";
 import { connect, healthOf, unary } from "./support/grpc.js";
 import { emptyStats, LoadClient, percentiles, Registry } from "./support/load-clients.js";
-import { type MemorySample, type ServiceProcess, spawnService } from "./support/service.js";
+import type { MemorySample } from "./support/service.js";
 import { containersOf, containerViolations, listAgents, settle } from "./support/world.js";
 
 const cfg = faultConfig();
-const dataDir = mkdtempSync(path.join(tmpdir(), "agentorch-fault-load-"));
-let proc: ServiceProcess | undefined;
-let instanceId: string | undefined;
-let engine: FaultEngine;
-
-beforeAll(async () => {
-  engine = await faultEngine();
-}, 120_000);
-
-afterAll(async () => {
-  await proc?.stop(30_000);
-  // A private engine goes with its containers; on the shared one, remove ours.
-  if (instanceId) await engine?.removeContainersOf(instanceId);
-  await engine?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-}, 180_000);
+const fixture = useFaultFixture({ name: "load", stopTimeoutMs: 30_000, teardownTimeoutMs: 180_000 });
 
 const MB = 1024 * 1024;
 
@@ -65,9 +48,10 @@ async function runLoad(address: string, clients: number, seconds: number, seed: 
 
 describeDocker("load: many concurrent clients", () => {
   it(`holds ${cfg.loadClients} clients for ${cfg.loadSeconds} s: no unexpected error, no deadlock, memory back to baseline, every container accounted for`, async () => {
-    proc = spawnService({ dataDir, gcProbe: true, dockerHost: engine.dockerHost, env: { AGENTORCH_MAX_RUNNING: "1000" } });
+    const proc = fixture.spawn({ gcProbe: true, env: { AGENTORCH_MAX_RUNNING: "1000" } });
     const info = await proc.started;
-    instanceId = info.instanceId;
+    const instanceId = info.instanceId;
+    const engine = fixture.engine;
     const registry = new Registry();
     const tag = randomBytes(2).toString("hex");
 
@@ -92,7 +76,7 @@ describeDocker("load: many concurrent clients", () => {
     try {
       expect(await healthOf(c, "")).toBe("SERVING");
       await assertEngineResponsive(engine.docker);
-      const violations = await settle(async () => containerViolations((await listAgents(c)).agents, await containersOf(engine.docker, instanceId!)), 30_000);
+      const violations = await settle(async () => containerViolations((await listAgents(c)).agents, await containersOf(engine.docker, instanceId)), 30_000);
       expect(violations, "every container is accounted for").toEqual([]);
       const { agents } = await listAgents(c);
       const running = agents.filter((a) => a.status === "AGENT_STATUS_RUNNING").length;

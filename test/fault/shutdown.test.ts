@@ -11,44 +11,27 @@
  *   nothing answered UNAVAILABLE took effect; every container is accounted for.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { describeDocker, TEST_IMAGE } from "../support/docker.js";
-import { type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures } from "./support/fault-config.js";
-import { connect, grpc, serverStream, streamEnd, unary } from "./support/grpc.js";
+import { useFaultFixture } from "./support/fixture.js";
+import { serverStream } from "../support/grpc.js";
+import { connect, grpc, streamEnd, unary } from "./support/grpc.js";
 import { emptyStats, LoadClient, Registry } from "./support/load-clients.js";
-import { type ServiceProcess, spawnService } from "./support/service.js";
 import { containersOf, containerViolations, listAgents, settle, status } from "./support/world.js";
 
 const cfg = faultConfig();
-const dataDir = mkdtempSync(path.join(tmpdir(), "agentorch-fault-shutdown-"));
-const procs: ServiceProcess[] = [];
-let instanceId: string | undefined;
-let engine: FaultEngine;
-
-beforeAll(async () => {
-  engine = await faultEngine();
-}, 120_000);
-
-afterAll(async () => {
-  for (const p of procs) await p.stop(30_000);
-  if (instanceId) await engine?.removeContainersOf(instanceId);
-  await engine?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-}, 180_000);
+const fixture = useFaultFixture({ name: "shutdown", stopTimeoutMs: 30_000, teardownTimeoutMs: 180_000 });
 
 const CLIENTS = 24;
 
 describeDocker("graceful shutdown (SIGTERM) under load", () => {
   it("finishes in-flight calls, ends streams cleanly, exits 0, and the next start adopts everything", async () => {
-    const first = spawnService({ dataDir, dockerHost: engine.dockerHost, env: { AGENTORCH_SHUTDOWN_GRACE_MS: "20000" } });
-    procs.push(first);
+    const first = fixture.spawn({ env: { AGENTORCH_SHUTDOWN_GRACE_MS: "20000" } });
     const info = await first.started;
-    instanceId = info.instanceId;
+    const instanceId = info.instanceId;
+    const engine = fixture.engine;
     const tag = randomBytes(2).toString("hex");
 
     // Streams that must end cleanly when the server goes.
@@ -110,8 +93,7 @@ describeDocker("graceful shutdown (SIGTERM) under load", () => {
     expect(Object.keys(stats.streamEnds).filter((k) => k !== "UNAVAILABLE" && k !== "OK"), "watch streams ended cleanly").toEqual([]);
 
     // ---- the next start adopts everything
-    const second = spawnService({ dataDir, dockerHost: engine.dockerHost });
-    procs.push(second);
+    const second = fixture.spawn();
     const info2 = await second.started;
     expect(info2.instanceId).toBe(instanceId);
     const c2 = connect(info2.address);
@@ -130,7 +112,7 @@ describeDocker("graceful shutdown (SIGTERM) under load", () => {
       }
       for (const id of acknowledged.keys()) if (!agents.some((a) => a.agent_id === id)) problems.push(`acknowledged agent ${id} is missing`);
       expect(problems).toEqual([]);
-      const violations = await settle(async () => containerViolations((await listAgents(c2)).agents, await containersOf(engine.docker, instanceId!)), 20_000);
+      const violations = await settle(async () => containerViolations((await listAgents(c2)).agents, await containersOf(engine.docker, instanceId)), 20_000);
       expect(violations).toEqual([]);
       const adopted = agents.filter((a) => a.status === status("running")).length;
       reportFigures("shutdown", {

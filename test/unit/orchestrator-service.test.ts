@@ -10,8 +10,7 @@ import { AgentStatus as AgentStatusProto, SandboxPolicy as SandboxPolicyProto } 
 import { AgentOrchestratorService } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { toConnectError, withErrors } from "../../src/api/errors.js";
-import type { AgentsApi } from "../../src/api/orchestrator-service.js";
-import { registerRoutes } from "../../src/api/routes.js";
+import { type AgentsApi, createOrchestratorService } from "../../src/api/orchestrator-service.js";
 import type { Agent } from "../../src/core/agent.js";
 import { type AgentConfigInput, validateAgentConfig } from "../../src/core/agent-config.js";
 import { AgentorchError, type ErrorKind, notFound } from "../../src/core/errors.js";
@@ -164,7 +163,7 @@ function makeAgent(over: Partial<Agent> = {}): Agent {
 function setup() {
   const agents = new FakeAgents();
   const logger = recordingLogger();
-  const transport = createRouterTransport((router) => registerRoutes(router, { agents, logger }));
+  const transport = createRouterTransport((router) => router.service(AgentOrchestratorService, createOrchestratorService({ agents, logger })));
   return { agents, logger, client: createClient(AgentOrchestratorService, transport) };
 }
 
@@ -510,7 +509,7 @@ describe("over the real AgentService (SQLite in memory, fake backend)", () => {
     });
     await core.open();
     services.push(core);
-    const transport = createRouterTransport((router) => registerRoutes(router, { agents: core, logger }));
+    const transport = createRouterTransport((router) => router.service(AgentOrchestratorService, createOrchestratorService({ agents: core, logger })));
     return { backend, logger, client: createClient(AgentOrchestratorService, transport) };
   }
 

@@ -3,19 +3,17 @@
  * end), a unary call in flight is left to finish, and an omitted method answers
  * UNIMPLEMENTED, as connect's own router would.
  */
-import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
-import { withStreamShutdown } from "../../src/server/stream-shutdown.js";
+import { withStreamShutdown } from "../../src/api/stream-shutdown.js";
 
 describe("withStreamShutdown", () => {
   it("aborts streaming handlers at shutdown and leaves unary calls alone", async () => {
     const shutdown = new AbortController();
-    const served: DescService[] = [];
     let release: (() => void) | undefined;
     const transport = createRouterTransport((router) => {
-      withStreamShutdown(router, shutdown.signal, served).service(Health, {
+      withStreamShutdown(router, shutdown.signal).service(Health, {
         async check(_req, ctx) {
           await new Promise<void>((r) => (release = r));
           return { status: ctx.signal.aborted ? Status.NOT_SERVING : Status.SERVING };
@@ -27,7 +25,6 @@ describe("withStreamShutdown", () => {
       });
     });
     const client = createClient(Health, transport);
-    expect(served).toEqual([Health]);
 
     const seen: Status[] = [];
     const stream = (async () => {
@@ -44,5 +41,15 @@ describe("withStreamShutdown", () => {
     expect((await unary).status).toBe(Status.SERVING); // its signal never fired
 
     await expect(client.list({})).rejects.toMatchObject({ code: Code.Unimplemented });
+  });
+
+  it("answers UNIMPLEMENTED for an omitted streaming method, as connect's own router would", async () => {
+    const transport = createRouterTransport((router) => {
+      withStreamShutdown(router, new AbortController().signal).service(Health, {});
+    });
+    const drain = async () => {
+      for await (const _ of createClient(Health, transport).watch({})) throw new Error("no message expected");
+    };
+    await expect(drain()).rejects.toMatchObject({ code: Code.Unimplemented });
   });
 });

@@ -20,14 +20,11 @@ import {
   lifecycleConfigPatchFromProto,
   lifecycleConfigToProto,
   submitTaskInputFromProto,
-  taskPriorityFromProto,
-  taskPriorityToProto,
-  taskStateFromProto,
-  taskStateToProto,
   taskTemplateFromProto,
   taskTemplateToProto,
   taskToProto,
 } from "../../src/api/task-mapping.js";
+import { taskPriorityFromProto, taskPriorityToProto, taskStateFromProto, taskStateToProto } from "../../src/api/enums.js";
 import { type AgentorchError, isAgentorchError } from "../../src/core/errors.js";
 import { validateTemplate } from "../../src/core/tasks/directive.js";
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from "../../src/core/tasks/lifecycle-config.js";

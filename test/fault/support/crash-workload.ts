@@ -12,7 +12,8 @@
 import type Dockerode from "dockerode";
 import { TEST_IMAGE } from "../../support/docker.js";
 import { rng } from "./fault-config.js";
-import { attempt, type Clients, type Outcome, serverStream, STATUS_NAME } from "./grpc.js";
+import { serverStream } from "../../support/grpc.js";
+import { attempt, type Clients, type Outcome, STATUS_NAME } from "./grpc.js";
 import { type AgentView, containersOf, containerViolations, listAgents, listTasks, settle, status, type TaskView, TERMINAL_TASK_STATES } from "./world.js";
 
 type Op = "register" | "start" | "stop" | "submit" | "send";
@@ -357,7 +358,7 @@ export class CrashWorkload {
 
 /** Reads a mailbox from the start until the message with sequence maxSeq (or 10 s). */
 async function readMailbox(c: Clients, agentId: string, maxSeq: number): Promise<{ sequence: number; messageId: string }[]> {
-  const stream = serverStream<{ message?: { sequence: string; message_id: string } | null }>(c.life, "StreamMessages", { agent_id: agentId, resume_after_sequence: "0" }, 15_000);
+  const stream = serverStream<{ message?: { sequence: string; message_id: string } | null }>(c.life, "StreamMessages", { agent_id: agentId, resume_after_sequence: "0" }, { deadlineMs: 15_000 });
   const got: { sequence: number; messageId: string }[] = [];
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => done(), 10_000);

@@ -1,12 +1,12 @@
 /**
  * @grpc/grpc-js clients made from the .proto files (they share no code with the server;
- * built by test/support/grpc.ts), and what the fault suites need on top: a unary call's
+ * built, called and streamed by test/support/grpc.ts), and what the fault suites need on top: a unary call's
  * outcome as a value (OK with the response, or the status code) stamped with the time it
  * arrived, so a test can tell answers before a kill from lost ones; listing every page;
  * health. Messages are plain objects with the proto's field names.
  */
 import * as grpc from "@grpc/grpc-js";
-import { grpcClient, methodOf, type ServerStreaming, type Unary } from "../../support/grpc.js";
+import { grpcClients, rpc } from "../../support/grpc.js";
 
 /** The status names, for messages. */
 export const STATUS_NAME: Record<number, string> = Object.fromEntries(
@@ -22,7 +22,7 @@ export interface Clients {
   close(): void;
 }
 
-/** One channel per service client (made by the shared test/support/grpc.ts), with fast reconnects. */
+/** One channel per service client (test/support/grpc.ts's grpcClients), with fast reconnects. */
 export function connect(address: string, options: grpc.ChannelOptions = {}): Clients {
   const channel: grpc.ChannelOptions = {
     // Fail fast instead of waiting for a server that is down (tests kill it on purpose).
@@ -30,28 +30,13 @@ export function connect(address: string, options: grpc.ChannelOptions = {}): Cli
     "grpc.max_reconnect_backoff_ms": 500,
     ...options,
   };
-  const orch = grpcClient(address, "agentorch.v1.AgentOrchestratorService", { channel });
-  const life = grpcClient(address, "agentorch.v1.LifecycleService", { channel });
-  const health = grpcClient(address, "grpc.health.v1.Health", { channel });
-  return {
-    orch,
-    life,
-    health,
-    close() {
-      orch.close();
-      life.close();
-      health.close();
-    },
-  };
+  const clients = grpcClients(address, { channel });
+  return { orch: clients.agents, life: clients.lifecycle, health: clients.health, close: () => clients.close() };
 }
 
-/** A unary call; resolves the response or rejects with the grpc-js ServiceError. */
+/** A unary call (test/support/grpc.ts's rpc) whose response reads as a record; rejects with the grpc-js ServiceError. */
 export function unary<T = Record<string, unknown>>(client: grpc.Client, name: string, req: object, deadlineMs = 30_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    methodOf<Unary>(client, name)(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
-      err ? reject(err) : resolve(res as T),
-    );
-  });
+  return rpc<T>(client, name, req, { deadlineMs });
 }
 
 export type Outcome<T> = { ok: true; value: T; at: number } | { ok: false; code: number; details: string; at: number };
@@ -65,12 +50,6 @@ export async function attempt<T = Record<string, unknown>>(client: grpc.Client, 
     const e = err as grpc.ServiceError;
     return { ok: false, code: typeof e.code === "number" ? e.code : grpc.status.UNKNOWN, details: String(e.details ?? e.message), at: Date.now() };
   }
-}
-
-/** Opens a server stream; the caller reads it and cancels it. */
-export function serverStream<T = Record<string, unknown>>(client: grpc.Client, name: string, req: object, deadlineMs?: number): grpc.ClientReadableStream<T> {
-  const opts: grpc.CallOptions = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
-  return methodOf<ServerStreaming>(client, name)(req, new grpc.Metadata(), opts) as grpc.ClientReadableStream<T>;
 }
 
 /** How a server stream ended: its status code and details (OK included). */

@@ -7,7 +7,8 @@
  */
 import { TEST_IMAGE } from "../../support/docker.js";
 import { rng } from "./fault-config.js";
-import { attempt, type Clients, connect, grpc, serverStream, STATUS_NAME } from "./grpc.js";
+import { serverStream } from "../../support/grpc.js";
+import { attempt, type Clients, connect, grpc, STATUS_NAME } from "./grpc.js";
 import type { AgentView } from "./world.js";
 
 export type OpName = "register" | "start" | "stop" | "get" | "list" | "send" | "stream-messages" | "ack" | "watch-snapshot";
@@ -216,7 +217,7 @@ export class LoadClient {
     const t0 = performance.now();
     const s = this.o.stats;
     return new Promise((resolve) => {
-      const stream = serverStream(client, method, req, this.o.deadlineMs);
+      const stream = serverStream(client, method, req, { deadlineMs: this.o.deadlineMs });
       let done = false;
       const finish = (err?: grpc.ServiceError) => {
         if (done) return;

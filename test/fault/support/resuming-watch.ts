@@ -6,7 +6,8 @@
  * across a kill shows as a difference.
  */
 import type { grpc } from "./grpc.js";
-import { type Clients, serverStream } from "./grpc.js";
+import { serverStream } from "../../support/grpc.js";
+import type { Clients } from "./grpc.js";
 
 export interface SeenEvent {
   revision: number;
