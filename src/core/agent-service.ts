@@ -10,12 +10,12 @@ import { type Agent, type AgentStatus, assertTransition } from "./agent.js";
 import { type AgentConfigInput, imageAllowed, validateAgentConfig, validateAgentId } from "./agent-config.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
-import { AgentorchError, alreadyExists, failedPrecondition, isAgentorchError, resourceExhausted } from "./errors.js";
+import { AgentorchError, alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { Clock, ContainerBackend, ContainerOutput, ContainerSpec, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
-import { validateWatchIds, type WatchItem, watchEvents } from "./watch.js";
+import { DEFAULT_WATCH_LIMITS, validateWatchIds, type WatchItem, type WatchLimits, type WatchRequest, watchEvents } from "./watch.js";
 
 export interface AgentServiceConfig {
   /** Names this service's containers (label agentorch.instance). */
@@ -34,23 +34,6 @@ export interface AgentServiceConfig {
   restartBackoffMs?: number;
   /** Watch streams: heartbeat bookmark interval (default 30 s) and live events held per slow consumer (default 10,000). */
   watch?: WatchLimits;
-}
-
-export interface WatchLimits {
-  bookmarkIntervalMs: number;
-  maxBuffer: number;
-}
-
-export const DEFAULT_WATCH_LIMITS: WatchLimits = { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 };
-
-/** What a client asks of a watch stream. */
-export interface WatchRequest {
-  /** Only these ids; all when empty. */
-  ids: readonly string[];
-  /** Replay after this revision; 0 replays the whole kept history. Ignored with sendInitialState. */
-  resumeAfter: number;
-  sendInitialState: boolean;
-  signal: AbortSignal;
 }
 
 export interface AgentServiceDeps {
@@ -422,9 +405,4 @@ function allAgents(store: Store): Agent[] {
     out.push(...page);
     if (page.length < 1000) return out;
   }
-}
-
-export function errorMessage(err: unknown): string {
-  if (isAgentorchError(err)) return err.message;
-  return err instanceof Error ? err.message : String(err);
 }

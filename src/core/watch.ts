@@ -9,6 +9,24 @@ import { AgentorchError, invalidArgument } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import type { EntityKind, EventType, Store, StoredEvent } from "./ports.js";
 
+/** Watch streams' bounds: heartbeat bookmark interval and live events held per slow consumer. */
+export interface WatchLimits {
+  bookmarkIntervalMs: number;
+  maxBuffer: number;
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 };
+
+/** What a client asks of a watch stream. */
+export interface WatchRequest {
+  /** Only these ids; all when empty. */
+  ids: readonly string[];
+  /** Replay after this revision; 0 replays the whole kept history. Ignored with sendInitialState. */
+  resumeAfter: number;
+  sendInitialState: boolean;
+  signal: AbortSignal;
+}
+
 export type WatchItemType = EventType | "bookmark";
 
 export interface WatchItem<T> {

@@ -10,12 +10,12 @@
  */
 import type { Agent } from "../agent.js";
 import type { AgentExit } from "../agent-supervisor.js";
-import { type AgentService, DEFAULT_WATCH_LIMITS, errorMessage, type WatchLimits, type WatchRequest } from "../agent-service.js";
-import { validateWatchIds, type WatchItem, watchEvents } from "../watch.js";
-import { failedPrecondition, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
+import type { AgentService } from "../agent-service.js";
+import { errorMessage, failedPrecondition, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
 import type { Clock, Logger, Store, TaskStore, Workspaces } from "../ports.js";
+import { DEFAULT_WATCH_LIMITS, validateWatchIds, type WatchItem, type WatchLimits, type WatchRequest, watchEvents } from "../watch.js";
 import {
   buildRetryConstraints,
   type DirectiveInput,
