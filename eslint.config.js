@@ -24,4 +24,9 @@ export default tseslint.config(
     files: ["test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
     rules: { "no-console": "off" },
   },
+  {
+    // Plain Node scripts of the lint step (check-lock, check-cycles).
+    files: ["scripts/**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
 );
