@@ -14,7 +14,7 @@ import type { AgentService } from "../agent-service.js";
 import { errorMessage, failedPrecondition, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
-import type { Clock, Logger, Store, TaskStore, Workspaces } from "../ports.js";
+import type { Clock, Logger, Store, Workspaces } from "../ports.js";
 import { DEFAULT_WATCH_LIMITS, validateWatchIds, type WatchItem, type WatchLimits, type WatchRequest, watchEvents } from "../watch.js";
 import {
   buildRetryConstraints,
@@ -27,6 +27,7 @@ import {
   validateTemplate,
 } from "./directive.js";
 import { applyLifecycleConfigUpdate, DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig, validateLifecycleConfig } from "./lifecycle-config.js";
+import type { TaskStore } from "./ports.js";
 import { parseResultData, RESULT_FILE_MAX_BYTES } from "./result.js";
 import { createScheduler, type Scheduler } from "./scheduler.js";
 import {
