@@ -69,7 +69,8 @@ export interface StartOptions {
 const RUNNING_STATES: readonly AgentStatus[] = ["starting", "running", "stopping"];
 
 export class AgentService {
-  readonly registry: AgentRegistry;
+  /** Agent rows are written here alone (and by this service's supervisor): every write keeps the check-and-set rule above. */
+  private readonly registry: AgentRegistry;
   private readonly supervisor: AgentSupervisor;
   private readonly backend: ContainerBackend;
   private readonly workspaces: Workspaces;
@@ -130,8 +131,19 @@ export class AgentService {
     });
   }
 
+  /** The agent, or NOT_FOUND (INVALID_ARGUMENT for a malformed id). */
   get(agentId: string): Agent {
     return this.registry.get(agentId);
+  }
+
+  /** The agent, or undefined when there is none. */
+  find(agentId: string): Agent | undefined {
+    return this.registry.find(agentId);
+  }
+
+  /** Every ephemeral agent (made for a task), read page by page. */
+  ephemeralAgents(): Agent[] {
+    return allAgents(this.registry.store).filter((a) => a.ephemeral);
   }
 
   list(input: ListAgentsInput): AgentPage {
@@ -289,6 +301,47 @@ export class AgentService {
     if (out.data.byteLength > 0) yield out.data;
   }
 
+  // ------------------------------------------------------------------ task reservations (TaskService)
+
+  /** The agent, when a task could reserve it now; FAILED_PRECONDITION when another task holds it or it is not IDLE or FAILED. */
+  availableForTask(agentId: string): Agent {
+    const agent = this.registry.get(agentId);
+    assertAvailableForTask(agent);
+    return agent;
+  }
+
+  /**
+   * Reserves the agent for a task: no other task and no start but the task's until it is
+   * released. A synchronous check-and-set, refused as availableForTask refuses.
+   */
+  reserveForTask(agentId: string, taskId: string): Agent {
+    const agent = this.registry.get(agentId);
+    assertAvailableForTask(agent);
+    return this.registry.update(agent, { currentTaskId: taskId });
+  }
+
+  /**
+   * At recovery: reserves the agent again for a waiting task, unless the agent is gone or
+   * another task holds it. Its status is not checked: the task's run checks it when it starts.
+   */
+  restoreReservation(agentId: string, taskId: string): void {
+    const agent = this.registry.find(agentId);
+    if (agent && !agent.currentTaskId) this.registry.update(agent, { currentTaskId: taskId });
+  }
+
+  /** Ends a task's reservation. The agent as released; undefined when it is gone or not held by that task. */
+  releaseFromTask(agentId: string, taskId: string): Agent | undefined {
+    const agent = this.registry.find(agentId);
+    if (!agent || agent.currentTaskId !== taskId) return undefined;
+    return this.registry.update(agent, { currentTaskId: undefined });
+  }
+
+  /** Counts a task's run whose container never started (a start that succeeds counts itself). */
+  recordFailedRun(agentId: string): void {
+    const agent = this.registry.find(agentId);
+    if (agent) this.registry.update(agent, { executionCount: agent.executionCount + 1 });
+  }
+
   /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness). */
   touch(agentId: string): Agent {
     const agent = this.registry.get(agentId);
@@ -394,6 +447,14 @@ export class AgentService {
     if (!imageAllowed(image, this.config.imageAllowlist)) {
       throw new AgentorchError("permission_denied", `image "${image}" is not in the configured image allowlist`);
     }
+  }
+}
+
+function assertAvailableForTask(agent: Agent): void {
+  const agentId = agent.config.agentId;
+  if (agent.currentTaskId) throw failedPrecondition(`agent "${agentId}" is busy with task ${agent.currentTaskId}`, { agentId });
+  if (agent.status !== "idle" && agent.status !== "failed") {
+    throw failedPrecondition(`agent "${agentId}" is ${agent.status.toUpperCase()}: a task needs an IDLE or FAILED agent`, { agentId });
   }
 }
 

@@ -11,7 +11,7 @@
 import type { Agent } from "../agent.js";
 import type { AgentExit } from "../agent-supervisor.js";
 import type { AgentService } from "../agent-service.js";
-import { errorMessage, failedPrecondition, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
+import { errorMessage, invalidArgument, isAgentorchError, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
 import type { Clock, Logger, Store, Workspaces } from "../ports.js";
@@ -144,7 +144,7 @@ export class TaskService {
       // Its container exited while the service was down; reconciling noticed, and the exit
       // finishes the task with its real outcome (not CONTAINER_LOST).
       if (this.exiting.has(task.taskId)) continue;
-      const agent = agents.registry.find(task.agentId);
+      const agent = agents.find(task.agentId);
       if (agent?.status === "running" && agent.currentTaskId === task.taskId && agent.containerId === task.containerId) {
         this.adopt(task);
       } else {
@@ -152,8 +152,7 @@ export class TaskService {
       }
     }
     for (const task of tasks.tasksWithState(["submitted"])) {
-      const agent = agents.registry.find(task.agentId);
-      if (agent && !agent.currentTaskId) agents.registry.update(agent, { currentTaskId: task.taskId });
+      agents.restoreReservation(task.agentId, task.taskId);
       this.scheduler.enqueue(task.taskId, task.priority, task.seq);
     }
     await this.removeOrphanEphemerals();
@@ -291,7 +290,7 @@ export class TaskService {
       const tooOld = now - (task.startedAt ?? now) > this.config.zombieTimeoutMs;
       let gone = false;
       if (task.containerId) {
-        const agent = this.deps.agents.registry.find(task.agentId);
+        const agent = this.deps.agents.find(task.agentId);
         // An agent no longer on this container has had its exit noticed: the task is being finished.
         if (agent && agent.containerId === task.containerId && agent.status !== "running" && !tooOld) continue;
         let state: "running" | "exited" | "gone";
@@ -311,7 +310,7 @@ export class TaskService {
       this.logger.warn({ taskId: task.taskId, reason: message }, "reaping zombie task");
       if (run && !gone) await this.stopRun(task.taskId, "ZOMBIE", message);
       else {
-        const agent = this.deps.agents.registry.find(task.agentId);
+        const agent = this.deps.agents.find(task.agentId);
         if (agent?.status === "running" && agent.currentTaskId === task.taskId) await this.stopRun(task.taskId, "ZOMBIE", message);
         else await this.finish(task.taskId, "failed", "ZOMBIE", message);
       }
@@ -338,8 +337,7 @@ export class TaskService {
     let agent: Agent;
     let template: TaskTemplate | undefined;
     if (hasAgent) {
-      agent = agents.get(input.agentId!);
-      this.assertAvailable(agent);
+      agent = agents.availableForTask(input.agentId!);
     } else {
       template = validateTemplate(input.template);
       agent = await agents.registerEphemeral({
@@ -373,18 +371,10 @@ export class TaskService {
       ...(input.traceparent ? { traceparent: input.traceparent } : {}),
     };
     this.deps.bus.publish(this.deps.tasks.insertTask(task));
-    agents.registry.update(agent, { currentTaskId: taskId });
+    agents.reserveForTask(agent.config.agentId, taskId);
     this.logger.info({ taskId, agentId: task.agentId, priority: task.priority, attempt: task.attempt }, "task submitted");
     this.scheduler.enqueue(taskId, task.priority, task.seq);
     return this.get(taskId);
-  }
-
-  private assertAvailable(agent: Agent): void {
-    const agentId = agent.config.agentId;
-    if (agent.currentTaskId) throw failedPrecondition(`agent "${agentId}" is busy with task ${agent.currentTaskId}`, { agentId });
-    if (agent.status !== "idle" && agent.status !== "failed") {
-      throw failedPrecondition(`agent "${agentId}" is ${agent.status.toUpperCase()}: a task needs an IDLE or FAILED agent`, { agentId });
-    }
   }
 
   /** Starts a task that got a slot. The synchronous part marks it WORKING before anything else can run. */
@@ -395,7 +385,7 @@ export class TaskService {
       this.scheduler.release(taskId);
       return;
     }
-    const agent = agents.registry.find(task.agentId);
+    const agent = agents.find(task.agentId);
     if (!agent || agent.currentTaskId !== taskId || (agent.status !== "idle" && agent.status !== "failed")) {
       await this.finish(taskId, "rejected", "AGENT_UNAVAILABLE", agent ? `agent is ${agent.status.toUpperCase()}` : "agent was removed");
       return;
@@ -416,8 +406,7 @@ export class TaskService {
       run.timer = setTimeout(() => this.track(this.stopRun(taskId, "TIMEOUT", `timed out after ${timeoutMs} ms`)), timeoutMs);
       this.logger.info({ taskId, agentId: agent.config.agentId, containerId: started.containerId, timeoutMs }, "task working");
     } catch (err) {
-      const current = agents.registry.find(agent.config.agentId);
-      if (current) agents.registry.update(current, { executionCount: current.executionCount + 1 });
+      agents.recordFailedRun(agent.config.agentId);
       const reason = run.stopReason ?? "SPAWN_FAILED";
       await this.finish(taskId, reason === "CANCELED_BY_USER" ? "canceled" : "failed", reason, run.stopMessage ?? `container did not start: ${errorMessage(err)}`);
     }
@@ -432,7 +421,7 @@ export class TaskService {
     run.stopReason = reason;
     run.stopMessage = message;
     if (run.timer) clearTimeout(run.timer);
-    const agent = this.deps.agents.registry.find(task.agentId);
+    const agent = this.deps.agents.find(task.agentId);
     if (agent?.status === "running" && agent.currentTaskId === taskId) {
       this.logger.info({ taskId, reason }, "stopping task");
       try {
@@ -497,11 +486,8 @@ export class TaskService {
     const level = state === "completed" ? "info" : "warn";
     this.logger[level]({ taskId, agentId: task.agentId, state, reason, message: message || undefined }, "task finished");
     try {
-      const agent = agents.registry.find(task.agentId);
-      if (agent && agent.currentTaskId === taskId) {
-        const released = agents.registry.update(agent, { currentTaskId: undefined });
-        if (released.ephemeral && !this.closed) await this.removeEphemeral(released);
-      }
+      const released = agents.releaseFromTask(task.agentId, taskId);
+      if (released?.ephemeral && !this.closed) await this.removeEphemeral(released);
     } catch (err) {
       this.logger.warn({ taskId, agentId: task.agentId, err: errorMessage(err) }, "task cleanup failed");
     } finally {
@@ -513,7 +499,7 @@ export class TaskService {
     const agentId = agent.config.agentId;
     // A stop may still be settling; wait for it so the container is not left behind.
     for (let i = 0; i < 50; i++) {
-      const current = this.deps.agents.registry.find(agentId);
+      const current = this.deps.agents.find(agentId);
       if (!current) return;
       if (current.status !== "starting" && current.status !== "stopping") break;
       await new Promise((r) => setTimeout(r, 100));
@@ -530,17 +516,11 @@ export class TaskService {
   private async removeOrphanEphemerals(): Promise<void> {
     const { agents, tasks } = this.deps;
     const orphans: string[] = [];
-    let afterId: string | undefined;
-    for (;;) {
-      const page = agents.registry.store.listAgents({ afterId, limit: 500 });
-      for (const agent of page) {
-        // Not one whose task's exit is being handled: finishing that task removes it.
-        if (!agent.ephemeral || (agent.currentTaskId && this.exiting.has(agent.currentTaskId))) continue;
-        const task = agent.currentTaskId ? tasks.getTask(agent.currentTaskId) : undefined;
-        if (!task || isTerminal(task.state)) orphans.push(agent.config.agentId);
-      }
-      if (page.length < 500) break;
-      afterId = page.at(-1)!.config.agentId;
+    for (const agent of agents.ephemeralAgents()) {
+      // Not one whose task's exit is being handled: finishing that task removes it.
+      if (agent.currentTaskId && this.exiting.has(agent.currentTaskId)) continue;
+      const task = agent.currentTaskId ? tasks.getTask(agent.currentTaskId) : undefined;
+      if (!task || isTerminal(task.state)) orphans.push(agent.config.agentId);
     }
     for (const agentId of orphans) {
       try {
