@@ -1,22 +1,14 @@
 // The lint step's import-cycle check: a tree with a cycle (through value imports, type-only
 // imports, re-exports or import() alike) fails and names the cycle; src/ passes.
-import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { runScript } from "../support/run-script.js";
 
 const script = path.resolve("scripts/check-cycles.mjs");
 
-function check(dir: string): { code: number; output: string } {
-  try {
-    const out = execFileSync(process.execPath, [script, dir], { encoding: "utf8", stdio: "pipe" });
-    return { code: 0, output: out };
-  } catch (err) {
-    const e = err as { status: number; stderr: string };
-    return { code: e.status, output: e.stderr };
-  }
-}
+const check = (dir: string) => runScript(script, dir);
 
 /** Writes files (path -> source) into a new temp tree; returns its src directory. */
 function tree(files: Record<string, string>): string {

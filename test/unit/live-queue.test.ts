@@ -4,7 +4,8 @@
  * too far behind (by count and by bytes), fail, and abort.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type LiveItem, LiveQueue, type LiveQueueOptions } from "../../src/core/live-queue.js";
+import { LiveQueue, type LiveQueueOptions } from "../../src/core/live-queue.js";
+import { take } from "../support/streams.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -22,16 +23,6 @@ function queue(opts: Partial<LiveQueueOptions<number>> = {}) {
   return { q, abort };
 }
 
-/** Pulls n items from a drain. */
-async function take<T>(it: AsyncGenerator<LiveItem<T>>, n: number): Promise<LiveItem<T>[]> {
-  const out: LiveItem<T>[] = [];
-  while (out.length < n) {
-    const r = await it.next();
-    if (r.done) break;
-    out.push(r.value);
-  }
-  return out;
-}
 
 const items = (...n: number[]) => n.map((item) => ({ type: "item", item }));
 
