@@ -21,12 +21,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ["test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
-    rules: { "no-console": "off" },
+    // Plain Node scripts (scripts/check-lock.mjs runs before anything is installed): Node's globals.
+    files: ["**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
   {
-    // Plain Node scripts of the lint step (check-lock, check-cycles).
-    files: ["scripts/**/*.mjs"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    files: ["test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
+    rules: { "no-console": "off" },
   },
 );
