@@ -27,6 +27,8 @@ export function addServeCommand(root: Command): void {
     .addHelpText("after", SERVE_HELP)
     .action(async (o: { listen?: string; dataDir?: string }) => {
       const flags = [...(o.listen !== undefined ? ["--listen", o.listen] : []), ...(o.dataDir !== undefined ? ["--data-dir", o.dataDir] : [])];
+      // The one place src/cli reaches src/server (see the layout note in the README): loaded
+      // on demand, so the other commands, clients of the API, never load the server's modules.
       const { runServer } = await import("../server/main.js");
       await runServer(flags);
       // The server now owns the process: it exits on a signal; never return to the CLI's exit.

@@ -5,17 +5,26 @@
  * first moves the agent into a transitional status (STARTING, STOPPING) with a
  * synchronous check-and-set, then talks to Docker, then writes the outcome. A second
  * call on the same agent sees the transitional status and is refused.
+ *
+ * Agent rows are written here alone (and by the AgentSupervisor this service owns);
+ * other services read through get/find and reserve agents through the task verbs.
+ * Helpers without state of their own live beside it: agent-queries.ts (list, watch),
+ * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
-import { type Agent, type AgentStatus, assertTransition } from "./agent.js";
-import { type AgentConfigInput, imageAllowed, validateAgentConfig, validateAgentId } from "./agent-config.js";
+import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
+import { type AgentConfigInput, imageAllowed, validateAgentConfig } from "./agent-config.js";
+import { containerSpecFor } from "./agent-container-spec.js";
+import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
+import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
-import { AgentorchError, alreadyExists, failedPrecondition, isAgentorchError, resourceExhausted } from "./errors.js";
+import { AgentorchError, alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
-import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
-import type { Clock, ContainerBackend, ContainerOutput, ContainerSpec, Logger, Store, Workspaces } from "./ports.js";
+import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
-import { validateWatchIds, type WatchItem, watchEvents } from "./watch.js";
+import { DEFAULT_WATCH_LIMITS, type WatchItem, type WatchLimits, type WatchRequest } from "./watch.js";
+
+export type { AgentPage, ListAgentsInput } from "./agent-queries.js";
 
 export interface AgentServiceConfig {
   /** Names this service's containers (label agentorch.instance). */
@@ -36,23 +45,6 @@ export interface AgentServiceConfig {
   watch?: WatchLimits;
 }
 
-export interface WatchLimits {
-  bookmarkIntervalMs: number;
-  maxBuffer: number;
-}
-
-export const DEFAULT_WATCH_LIMITS: WatchLimits = { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 };
-
-/** What a client asks of a watch stream. */
-export interface WatchRequest {
-  /** Only these ids; all when empty. */
-  ids: readonly string[];
-  /** Replay after this revision; 0 replays the whole kept history. Ignored with sendInitialState. */
-  resumeAfter: number;
-  sendInitialState: boolean;
-  signal: AbortSignal;
-}
-
 export interface AgentServiceDeps {
   store: Store;
   backend: ContainerBackend;
@@ -61,18 +53,6 @@ export interface AgentServiceDeps {
   logger: Logger;
   bus: EventBus;
   config: AgentServiceConfig;
-}
-
-export interface ListAgentsInput {
-  pageSize: number;
-  pageToken: string;
-  status?: AgentStatus;
-}
-
-export interface AgentPage {
-  agents: Agent[];
-  nextPageToken: string;
-  revision: number;
 }
 
 /** Extra settings of a start made for a task run. */
@@ -86,13 +66,15 @@ export interface StartOptions {
 const RUNNING_STATES: readonly AgentStatus[] = ["starting", "running", "stopping"];
 
 export class AgentService {
-  readonly registry: AgentRegistry;
+  /** Agent rows are written here alone (and by this service's supervisor): every write keeps the check-and-set rule above. */
+  private readonly registry: AgentRegistry;
   private readonly supervisor: AgentSupervisor;
   private readonly backend: ContainerBackend;
   private readonly workspaces: Workspaces;
   private readonly logger: Logger;
   private readonly config: AgentServiceConfig;
   private readonly bus: EventBus;
+  private readonly outputDeps: OutputDeps;
   /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
   readonly busy = new Set<string>();
 
@@ -103,6 +85,7 @@ export class AgentService {
     this.config = deps.config;
     this.bus = deps.bus;
     this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
+    this.outputDeps = { store: deps.store, backend: deps.backend, logger: this.logger };
     this.supervisor = new AgentSupervisor(this, {
       registry: this.registry,
       backend: deps.backend,
@@ -147,23 +130,26 @@ export class AgentService {
     });
   }
 
+  /** The agent, or NOT_FOUND (INVALID_ARGUMENT for a malformed id). */
   get(agentId: string): Agent {
     return this.registry.get(agentId);
   }
 
-  list(input: ListAgentsInput): AgentPage {
-    const limit = pageSize(input.pageSize);
-    const filter = input.status ?? "";
-    const afterId = decodePageToken(input.pageToken, filter);
-    const store = this.registry.store;
-    // One synchronous read: the page and the revision it reflects are consistent.
-    const agents = store.listAgents({ afterId, limit: limit + 1, status: input.status });
-    const revision = store.currentRevision();
-    const more = agents.length > limit;
-    const page = more ? agents.slice(0, limit) : agents;
-    const last = page.at(-1);
-    return { agents: page, nextPageToken: more && last ? encodePageToken(last.config.agentId, filter) : "", revision };
+  /** The agent, or undefined when there is none. */
+  find(agentId: string): Agent | undefined {
+    return this.registry.find(agentId);
   }
+
+  /** A page of agents in id order, and the revision it reflects (to watch from). */
+  list(input: ListAgentsInput): AgentPage {
+    return listAgents(this.registry.store, input);
+  }
+
+  /** Every ephemeral agent (made for a task), read page by page. */
+  ephemeralAgents(): Agent[] {
+    return allAgents(this.registry.store).filter((a) => a.ephemeral);
+  }
+
 
   async start(agentId: string, signal?: AbortSignal, options: StartOptions = {}): Promise<Agent> {
     const agent = this.registry.get(agentId);
@@ -195,7 +181,7 @@ export class AgentService {
     const { token, hash } = newToken();
     let started: { containerId: string; startedAt: number };
     try {
-      started = await this.backend.spawn(this.containerSpec(starting, token, options), signal);
+      started = await this.backend.spawn(containerSpecFor(starting, token, this.config, options), signal);
     } catch (err) {
       this.registry.setStatus(this.registry.get(agentId), previous, `start failed: ${errorMessage(err)}`);
       throw err;
@@ -277,33 +263,54 @@ export class AgentService {
 
   /** The tail of the current container's output, or of the last one's as saved when it ended. */
   async output(agentId: string, maxBytes: number, signal?: AbortSignal): Promise<ContainerOutput> {
-    const agent = this.registry.get(agentId);
-    const cap = agent.config.resources.maxOutputBytes;
-    const limit = maxBytes <= 0 || maxBytes > cap ? cap : maxBytes;
-    if (!agent.containerId) throw failedPrecondition(`agent "${agentId}" has not run yet: no output`, { agentId });
-    if (agent.status === "running" || agent.status === "stopping") {
-      return this.backend.output(agent.containerId, limit, signal);
-    }
-    // Saved when the container ended; until then (or if saving failed) the container may still be there.
-    const saved =
-      this.registry.store.getOutput(agentId) ??
-      (await this.backend.output(agent.containerId, limit, signal).catch(() => undefined));
-    if (!saved) return { data: new Uint8Array(), truncated: false };
-    if (saved.data.byteLength <= limit) return saved;
-    return { data: saved.data.subarray(saved.data.byteLength - limit), truncated: true };
+    return readOutput(this.outputDeps, this.registry.get(agentId), maxBytes, signal);
   }
 
   /** Follows output: the last tailBytes, then (with follow) live chunks until the container stops. */
   async *streamOutput(agentId: string, tailBytes: number, follow: boolean, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    yield* streamOutput(this.outputDeps, this.registry.get(agentId), tailBytes, follow, signal);
+  }
+
+
+  // ------------------------------------------------------------------ task reservations (TaskService)
+
+  /** The agent, when a task could reserve it now; FAILED_PRECONDITION when another task holds it or it is not IDLE or FAILED. */
+  availableForTask(agentId: string): Agent {
     const agent = this.registry.get(agentId);
-    const cap = agent.config.resources.maxOutputBytes;
-    const tail = tailBytes <= 0 || tailBytes > cap ? cap : tailBytes;
-    if (follow && agent.status === "running") {
-      yield* this.backend.followOutput(agent.containerId, tail, signal);
-      return;
-    }
-    const out = await this.output(agentId, tail, signal);
-    if (out.data.byteLength > 0) yield out.data;
+    assertTaskCanReserve(agent);
+    return agent;
+  }
+
+  /**
+   * Reserves the agent for a task: no other task and no start but the task's until it is
+   * released. A synchronous check-and-set, refused as availableForTask refuses.
+   */
+  reserveForTask(agentId: string, taskId: string): Agent {
+    const agent = this.registry.get(agentId);
+    assertTaskCanReserve(agent);
+    return this.registry.update(agent, { currentTaskId: taskId });
+  }
+
+  /**
+   * At recovery: reserves the agent again for a waiting task, unless the agent is gone or
+   * another task holds it. Its status is not checked: the task's run checks it when it starts.
+   */
+  restoreReservation(agentId: string, taskId: string): void {
+    const agent = this.registry.find(agentId);
+    if (agent && !agent.currentTaskId) this.registry.update(agent, { currentTaskId: taskId });
+  }
+
+  /** Ends a task's reservation. The agent as released; undefined when it is gone or not held by that task. */
+  releaseFromTask(agentId: string, taskId: string): Agent | undefined {
+    const agent = this.registry.find(agentId);
+    if (!agent || agent.currentTaskId !== taskId) return undefined;
+    return this.registry.update(agent, { currentTaskId: undefined });
+  }
+
+  /** Counts a task's run whose container never started (a start that succeeds counts itself). */
+  recordFailedRun(agentId: string): void {
+    const agent = this.registry.find(agentId);
+    if (agent) this.registry.update(agent, { executionCount: agent.executionCount + 1 });
   }
 
   /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness). */
@@ -315,18 +322,7 @@ export class AgentService {
 
   /** Agent events: replayed after a revision or after a snapshot, then live (see watchEvents). */
   watch(req: WatchRequest): AsyncGenerator<WatchItem<Agent>> {
-    const ids = validateWatchIds(req.ids, validateAgentId, "agent_ids");
-    const store = this.registry.store;
-    return watchEvents<Agent>(store, this.bus, {
-      kind: "agent",
-      match: ids ? (id) => ids.has(id) : undefined,
-      resumeAfter: req.sendInitialState ? undefined : req.resumeAfter,
-      snapshot: req.sendInitialState
-        ? () => (ids ? [...ids].flatMap((id) => store.getAgent(id) ?? []) : allAgents(store))
-        : undefined,
-      ...(this.config.watch ?? DEFAULT_WATCH_LIMITS),
-      signal: req.signal,
-    });
+    return watchAgents(this.registry.store, this.bus, this.config.watch ?? DEFAULT_WATCH_LIMITS, req);
   }
 
   /** Where a container is: running, exited (its exit is being handled) or gone. UNAVAILABLE when the engine cannot tell. */
@@ -360,17 +356,10 @@ export class AgentService {
     await this.supervisor.close();
   }
 
+
   /** Saves the container's output tail so it can be read after the container is gone. */
-  async captureOutput(agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
-    if (!agent.containerId) return undefined;
-    try {
-      const out = await this.backend.output(agent.containerId, agent.config.resources.maxOutputBytes, signal);
-      this.registry.store.saveOutput(agent.config.agentId, out);
-      return out;
-    } catch (err) {
-      this.logger.debug({ agentId: agent.config.agentId, err: errorMessage(err) }, "output not captured");
-      return undefined;
-    }
+  captureOutput(agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
+    return captureOutput(this.outputDeps, agent, signal);
   }
 
   /** Removes a container; on failure records it for the reaper instead of failing the caller. */
@@ -386,45 +375,9 @@ export class AgentService {
     }
   }
 
-  private containerSpec(agent: Agent, token: string, options: StartOptions): ContainerSpec {
-    const { config } = agent;
-    const env: Record<string, string> = {
-      ...config.env,
-      ...options.env,
-      AGENTORCH_AGENT_ID: config.agentId,
-      AGENTORCH_TOKEN: token,
-    };
-    if (this.config.socketDir) env.AGENTORCH_SOCKET = this.config.containerSocketPath ?? "/run/agentorch/agentorch.sock";
-    return {
-      image: config.image,
-      command: config.command,
-      env,
-      policy: config.policy,
-      resources: config.resources,
-      workspace: { hostPath: agent.workspacePath, mountPoint: config.workspace.mountPoint, readOnly: config.workspace.readOnly },
-      socketDir: this.config.socketDir,
-      labels: { agentId: config.agentId, instanceId: this.config.instanceId, taskId: options.taskId },
-    };
-  }
-
   private checkImage(image: string): void {
     if (!imageAllowed(image, this.config.imageAllowlist)) {
       throw new AgentorchError("permission_denied", `image "${image}" is not in the configured image allowlist`);
     }
   }
-}
-
-/** Every agent, read page by page. */
-function allAgents(store: Store): Agent[] {
-  const out: Agent[] = [];
-  for (;;) {
-    const page = store.listAgents({ afterId: out.at(-1)?.config.agentId, limit: 1000 });
-    out.push(...page);
-    if (page.length < 1000) return out;
-  }
-}
-
-export function errorMessage(err: unknown): string {
-  if (isAgentorchError(err)) return err.message;
-  return err instanceof Error ? err.message : String(err);
 }

@@ -6,8 +6,22 @@
  */
 import type { Agent } from "./agent.js";
 import type { AgentRegistry } from "./agent-registry.js";
-import { type AgentService, errorMessage } from "./agent-service.js";
+import { errorMessage } from "./errors.js";
 import type { ContainerBackend, ContainerEvent, ContainerInfo, ContainerOutput, Logger } from "./ports.js";
+
+/**
+ * What the supervisor asks of the agent service that owns it: the service's own verbs,
+ * so every container start, stop and removal keeps its rules. An interface rather than
+ * the AgentService class, so the two modules do not import each other.
+ */
+export interface SupervisedAgents {
+  /** Agents with a start or stop under way in this process; left alone. */
+  readonly busy: ReadonlySet<string>;
+  start(agentId: string, signal: AbortSignal, options: { crashRestart: boolean }): Promise<Agent>;
+  stopAs(agent: Agent, final: "idle" | "terminated", reason: string, signal?: AbortSignal): Promise<Agent>;
+  captureOutput(agent: Agent): Promise<ContainerOutput | undefined>;
+  removeContainer(agentId: string, containerId: string, signal?: AbortSignal): Promise<boolean>;
+}
 
 /** A container of an agent ended: it exited, was stopped by the service, or vanished. */
 export interface AgentExit {
@@ -54,7 +68,7 @@ export class AgentSupervisor {
   private enforceTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly service: AgentService,
+    private readonly service: SupervisedAgents,
     private readonly deps: SupervisorDeps,
   ) {}
 

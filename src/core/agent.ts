@@ -30,6 +30,15 @@ export function assertTransition(agentId: string, from: AgentStatus, to: AgentSt
   }
 }
 
+/** A task may reserve only an agent no other task holds, and only while it is IDLE or FAILED. */
+export function assertTaskCanReserve(agent: Agent): void {
+  const agentId = agent.config.agentId;
+  if (agent.currentTaskId) throw failedPrecondition(`agent "${agentId}" is busy with task ${agent.currentTaskId}`, { agentId });
+  if (agent.status !== "idle" && agent.status !== "failed") {
+    throw failedPrecondition(`agent "${agentId}" is ${agent.status.toUpperCase()}: a task needs an IDLE or FAILED agent`, { agentId });
+  }
+}
+
 export interface Resources {
   memoryBytes: number;
   /** CPU cores; 0 = no limit. */

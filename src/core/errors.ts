@@ -58,3 +58,9 @@ export const resourceExhausted = (message: string, details?: ErrorDetails) =>
   new AgentorchError("resource_exhausted", message, details);
 export const unavailable = (message: string, details?: ErrorDetails, cause?: unknown) =>
   new AgentorchError("unavailable", message, details, { cause });
+
+/** The message of anything thrown, for logs and status reasons. */
+export function errorMessage(err: unknown): string {
+  if (isAgentorchError(err)) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -4,7 +4,6 @@
  * domain types only. No dockerode, SQLite or proto type crosses them.
  */
 import type { Agent, AgentStatus, Resources, SandboxPolicy } from "./agent.js";
-import type { Task, TaskState } from "./tasks/task.js";
 
 // ---------------------------------------------------------------- container backend
 
@@ -199,33 +198,4 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
-}
-
-// ---------------------------------------------------------------- task store
-
-export interface TaskQuery {
-  /** Exclusive: tasks submitted after this sequence number. */
-  afterSeq?: number;
-  limit: number;
-  state?: TaskState;
-  agentId?: string;
-}
-
-/**
- * Durable tasks; shares the Store's database and event log (kind "task"), with the
- * same synchronous, one-transaction-per-call contract.
- */
-export interface TaskStore {
-  /** The next submission sequence number (strictly increasing, survives restarts). */
-  nextSeq(): number;
-  /** Throws already_exists on a duplicate id. */
-  insertTask(task: Task): StoredEvent<Task>;
-  /** Throws not_found when the task is gone. */
-  updateTask(task: Task): StoredEvent<Task>;
-  getTask(taskId: string): Task | undefined;
-  /** Ordered by seq. */
-  listTasks(query: TaskQuery): Task[];
-  /** Tasks in any of these states, ordered by seq. */
-  tasksWithState(states: readonly TaskState[]): Task[];
-  countTasksWithState(states: readonly TaskState[]): number;
 }

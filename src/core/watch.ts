@@ -3,11 +3,32 @@
  * revision, then follows live ones, with no gap and no duplicate: it subscribes to
  * the bus before reading the log, and drops live events it already replayed.
  * Memory is bounded per watcher: a consumer that falls more than maxBuffer events
- * behind is cut off with RESOURCE_EXHAUSTED and resumes from its last revision.
+ * behind is cut off with RESOURCE_EXHAUSTED and resumes from its last revision. The
+ * live part (queue, bookmarks on idle, cut-off, abort) is the LiveQueue shared with
+ * mailbox streams.
  */
 import { AgentorchError, invalidArgument } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
+import { LiveQueue } from "./live-queue.js";
 import type { EntityKind, EventType, Store, StoredEvent } from "./ports.js";
+
+/** Watch streams' bounds: heartbeat bookmark interval and live events held per slow consumer. */
+export interface WatchLimits {
+  bookmarkIntervalMs: number;
+  maxBuffer: number;
+}
+
+export const DEFAULT_WATCH_LIMITS: WatchLimits = { bookmarkIntervalMs: 30_000, maxBuffer: 10_000 };
+
+/** What a client asks of a watch stream. */
+export interface WatchRequest {
+  /** Only these ids; all when empty. */
+  ids: readonly string[];
+  /** Replay after this revision; 0 replays the whole kept history. Ignored with sendInitialState. */
+  resumeAfter: number;
+  sendInitialState: boolean;
+  signal: AbortSignal;
+}
 
 export type WatchItemType = EventType | "bookmark";
 
@@ -36,28 +57,21 @@ export interface WatchOptions<T> {
 const REPLAY_BATCH = 1000;
 
 export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOptions<T>): AsyncGenerator<WatchItem<T>> {
-  const queue: StoredEvent[] = [];
-  let overflowed = false;
-  let wake: (() => void) | undefined;
+  let last = 0;
   const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
+  const queue: LiveQueue<StoredEvent> = new LiveQueue<StoredEvent>({
+    maxItems: opts.maxBuffer,
+    heartbeatMs: opts.bookmarkIntervalMs,
+    signal: opts.signal,
+    // Nothing more is queued once cut off, even while a stalled consumer keeps the stream open.
+    onOverflow: () => unsubscribe(),
+    overflowError: () => new AgentorchError("resource_exhausted", `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`),
+  });
   // Filtered here, so a watcher of a few ids is not cut off by traffic on others.
   const unsubscribe = bus.subscribe((event) => {
-    if (event.kind !== opts.kind || !matches(event)) return;
-    if (queue.length >= opts.maxBuffer) {
-      // Cut off: what is queued will never be sent, so it is freed now, and nothing more is
-      // queued, even while a stalled consumer keeps the stream open.
-      overflowed = true;
-      queue.length = 0;
-      unsubscribe();
-    } else {
-      queue.push(event);
-    }
-    wake?.();
+    if (event.kind === opts.kind && matches(event)) queue.push(event);
   });
-  const onAbort = () => wake?.();
-  opts.signal.addEventListener("abort", onAbort);
   try {
-    let last: number;
     if (opts.snapshot) {
       // Synchronous: the snapshot and its revision are consistent (see Store).
       const items = opts.snapshot();
@@ -81,34 +95,19 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
       last = store.currentRevision();
     }
 
-    let lastSent = Date.now();
-    for (;;) {
-      if (opts.signal.aborted) return;
-      if (overflowed) {
-        throw new AgentorchError("resource_exhausted", `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`);
-      }
-      const event = queue.shift();
-      if (event) {
-        if (event.revision <= last) continue; // already replayed
-        last = event.revision;
-        lastSent = Date.now();
-        yield toItem<T>(event);
-        continue;
-      }
-      const waitMs = opts.bookmarkIntervalMs > 0 ? Math.max(0, lastSent + opts.bookmarkIntervalMs - Date.now()) : undefined;
-      const timedOut = await sleepUntilWoken(waitMs, (w) => {
-        wake = w;
-      });
-      wake = undefined;
-      if (timedOut && queue.length === 0 && !overflowed && !opts.signal.aborted) {
-        lastSent = Date.now();
+    // Live events already replayed are skipped.
+    for await (const live of queue.drain((e) => e.revision > last)) {
+      if (live.type === "item") {
+        last = live.item.revision;
+        yield toItem<T>(live.item);
+      } else {
         yield { type: "bookmark", revision: Math.max(last, store.currentRevision()) };
         last = Math.max(last, store.currentRevision());
       }
     }
   } finally {
     unsubscribe();
-    opts.signal.removeEventListener("abort", onAbort);
+    queue.close();
   }
 }
 
@@ -146,16 +145,4 @@ function prunedUnder(last: number, oldest: number): AgentorchError {
 
 function toItem<T>(e: StoredEvent): WatchItem<T> {
   return { type: e.type, revision: e.revision, entity: e.entity as T };
-}
-
-/** Resolves true after ms (if given), false when woken first. */
-function sleepUntilWoken(ms: number | undefined, setWake: (w: () => void) => void): Promise<boolean> {
-  return new Promise((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    if (ms !== undefined) timer = setTimeout(() => resolve(true), ms);
-    setWake(() => {
-      if (timer) clearTimeout(timer);
-      resolve(false);
-    });
-  });
 }

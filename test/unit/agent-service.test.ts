@@ -460,3 +460,52 @@ describe("store failures", () => {
     expect(backend.containers.size).toBe(0);
   });
 });
+
+describe("task reservations (the verbs TaskService writes agents through)", () => {
+  it("reserves an idle agent for one task at a time, and only that task releases it", async () => {
+    const { service } = await makeService();
+    await service.register(cfg("res-a"));
+    expect(service.availableForTask("res-a").config.agentId).toBe("res-a");
+    expect(service.reserveForTask("res-a", "task-1").currentTaskId).toBe("task-1");
+    const busy = (() => {
+      try {
+        service.reserveForTask("res-a", "task-2");
+      } catch (err) {
+        return err as { kind: string; message: string };
+      }
+    })();
+    expect(busy?.kind).toBe("failed_precondition");
+    expect(busy?.message).toContain("busy with task task-1");
+    expect(() => service.availableForTask("res-a")).toThrow(/busy with task task-1/);
+    // A start that is not the task's is refused while it is reserved.
+    expect((await rejection(service.start("res-a"))).kind).toBe("failed_precondition");
+
+    expect(service.releaseFromTask("res-a", "task-2"), "another task cannot release it").toBeUndefined();
+    expect(service.get("res-a").currentTaskId).toBe("task-1");
+    expect(service.releaseFromTask("res-a", "task-1")?.currentTaskId).toBeUndefined();
+    expect(service.get("res-a").currentTaskId).toBeUndefined();
+    expect(service.releaseFromTask("gone", "task-1")).toBeUndefined();
+  });
+
+  it("refuses a running agent, and restores a reservation at recovery only when the agent is free", async () => {
+    const { service } = await makeService();
+    await service.register(cfg("res-b"));
+    await service.start("res-b");
+    expect(() => service.reserveForTask("res-b", "task-1")).toThrow(/RUNNING: a task needs an IDLE or FAILED agent/);
+    service.restoreReservation("res-b", "task-1");
+    expect(service.get("res-b").currentTaskId).toBe("task-1");
+    service.restoreReservation("res-b", "task-2");
+    expect(service.get("res-b").currentTaskId, "held by the first task").toBe("task-1");
+    service.restoreReservation("absent", "task-3");
+    expect(service.find("absent")).toBeUndefined();
+  });
+
+  it("counts a failed run as an execution, and lists ephemeral agents", async () => {
+    const { service } = await makeService();
+    await service.register(cfg("res-c"));
+    await service.registerEphemeral(cfg("eph-c"));
+    service.recordFailedRun("res-c");
+    expect(service.get("res-c").executionCount).toBe(1);
+    expect(service.ephemeralAgents().map((a) => a.config.agentId)).toEqual(["eph-c"]);
+  });
+});

@@ -1,22 +1,14 @@
 // The lint step's lock check: a lock that misses a platform package (as one made on a
 // machine whose registry lacks them would) fails, naming the package; the committed lock passes.
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { runScript } from "../support/run-script.js";
 
 const script = path.resolve("scripts/check-lock.mjs");
 
-function check(lockFile: string): { code: number; output: string } {
-  try {
-    const out = execFileSync(process.execPath, [script, lockFile], { encoding: "utf8", stdio: "pipe" });
-    return { code: 0, output: out };
-  } catch (err) {
-    const e = err as { status: number; stderr: string };
-    return { code: e.status, output: e.stderr };
-  }
-}
+const check = (lockFile: string) => runScript(script, lockFile);
 
 describe("scripts/check-lock.mjs", () => {
   it("passes the committed lock", () => {

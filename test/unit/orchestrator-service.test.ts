@@ -15,7 +15,7 @@ import type { Agent } from "../../src/core/agent.js";
 import { type AgentConfigInput, validateAgentConfig } from "../../src/core/agent-config.js";
 import { AgentorchError, type ErrorKind, notFound } from "../../src/core/errors.js";
 import type { ContainerOutput, Logger } from "../../src/core/ports.js";
-import type { WatchRequest } from "../../src/core/agent-service.js";
+import type { WatchRequest } from "../../src/core/watch.js";
 import type { WatchItem } from "../../src/core/watch.js";
 import { AgentService } from "../../src/core/agent-service.js";
 import { EventBus } from "../../src/core/event-bus.js";

@@ -6,6 +6,7 @@ import { EventBus } from "../../src/core/event-bus.js";
 import { type WatchItem, watchEvents } from "../../src/core/watch.js";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { createTestLogger } from "../fakes/clock-and-logger.js";
+import { take } from "../support/streams.js";
 
 function setup() {
   const store = openSqliteStore({ path: ":memory:", logger: createTestLogger() });
@@ -38,15 +39,6 @@ function setup() {
   return { store, bus, insert, update };
 }
 
-async function take<T>(it: AsyncGenerator<WatchItem<T>>, n: number): Promise<WatchItem<T>[]> {
-  const out: WatchItem<T>[] = [];
-  while (out.length < n) {
-    const r = await it.next();
-    if (r.done) break;
-    out.push(r.value);
-  }
-  return out;
-}
 
 const summary = (items: WatchItem<Agent>[]) => items.map((i) => `${i.type}:${i.revision}:${i.entity?.config.agentId ?? ""}:${i.entity?.status ?? ""}`);
 

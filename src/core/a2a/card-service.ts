@@ -23,7 +23,7 @@ import type { CardStore } from "./ports.js";
 
 export interface CardServiceDeps {
   cards: CardStore;
-  agents: Pick<AgentService, "registry">;
+  agents: Pick<AgentService, "get" | "find">;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
@@ -63,7 +63,7 @@ export class CardService {
     for (;;) {
       const page = this.deps.cards.listCards({ afterId, limit: RECONCILE_BATCH });
       for (const card of page) {
-        const agent = this.deps.agents.registry.find(card.agentId);
+        const agent = this.deps.agents.find(card.agentId);
         if (!agent) {
           if (this.deps.cards.deleteCard(card.agentId)) fixed++;
         } else if (this.deps.cards.setCardStatus(card.agentId, agent.status, this.deps.clock.now())) {
@@ -83,7 +83,7 @@ export class CardService {
   /** Creates or replaces a registered agent's card. NOT_FOUND for an unknown agent. */
   publish(input: CardInput | undefined): AgentCard {
     const valid = validateCardInput(input);
-    const agent = this.deps.agents.registry.get(valid.agentId);
+    const agent = this.deps.agents.get(valid.agentId);
     const card: AgentCard = {
       ...valid,
       name: valid.name || agent.config.name,

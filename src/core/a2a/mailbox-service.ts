@@ -72,7 +72,7 @@ const PRUNE_BATCH = 5000;
 
 export interface MailboxServiceDeps {
   mailboxes: MailboxStore;
-  agents: Pick<AgentService, "registry">;
+  agents: Pick<AgentService, "get" | "find">;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
@@ -106,7 +106,7 @@ export class MailboxService {
   /** Deletes mailboxes whose agent is gone (removed while the service was down) and starts the retention timer. */
   open(): void {
     for (const agentId of this.deps.mailboxes.mailboxIds()) {
-      if (!this.deps.agents.registry.find(agentId)) {
+      if (!this.deps.agents.find(agentId)) {
         const n = this.deps.mailboxes.deleteMailbox(agentId);
         this.logger.info({ agentId, messages: n }, "mailbox of a removed agent deleted");
       }
@@ -144,7 +144,7 @@ export class MailboxService {
    */
   stream(agentId: string, resumeAfter: number, signal: AbortSignal): AsyncGenerator<MailboxItem> {
     this.assertOpen();
-    this.deps.agents.registry.get(agentId);
+    this.deps.agents.get(agentId);
     if (!Number.isSafeInteger(resumeAfter) || resumeAfter < 0) {
       throw invalidArgument("resume_after_sequence must not be negative", { field: "resume_after_sequence" });
     }
@@ -169,7 +169,7 @@ export class MailboxService {
 
   /** Acknowledges every message up to upTo; returns how many were newly acknowledged. */
   ack(agentId: string, upTo: number): number {
-    this.deps.agents.registry.get(agentId);
+    this.deps.agents.get(agentId);
     if (!Number.isSafeInteger(upTo) || upTo < 1) {
       throw invalidArgument(`up_to_sequence must be at least 1 (got ${upTo})`, { field: "up_to_sequence" });
     }
@@ -255,11 +255,11 @@ export class MailboxService {
   /** Registered sender and receiver, room in the receiver's mailbox. Synchronous with the write that follows. */
   private checkSend(message: NewMessage): NewMessage {
     this.assertOpen();
-    const { registry } = this.deps.agents;
-    if (!registry.find(message.fromAgentId)) {
+    const { agents } = this.deps;
+    if (!agents.find(message.fromAgentId)) {
       throw notFound(`sender agent "${message.fromAgentId}" not found`, { agentId: message.fromAgentId });
     }
-    if (!registry.find(message.toAgentId)) {
+    if (!agents.find(message.toAgentId)) {
       throw notFound(`receiver agent "${message.toAgentId}" not found`, { agentId: message.toAgentId });
     }
     const state = this.deps.mailboxes.state(message.toAgentId);

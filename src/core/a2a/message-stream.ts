@@ -10,9 +10,11 @@
  * replaying, at most maxBuffer messages (and maxBufferBytes) held for a live reader that
  * does not keep up; beyond that the stream ends with RESOURCE_EXHAUSTED, and the reader
  * streams again (nothing is lost: unacknowledged messages stay in the store).
- * An idle stream gets a keep-alive item every keepAliveMs.
+ * An idle stream gets a keep-alive item every keepAliveMs. The live part (queue,
+ * keep-alives, cut-off, abort) is the LiveQueue shared with agent and task watches.
  */
-import { type AgentorchError, resourceExhausted } from "../errors.js";
+import { resourceExhausted } from "../errors.js";
+import { LiveQueue } from "../live-queue.js";
 import type { MailboxHub } from "./mailbox-hub.js";
 import type { StoredMessage } from "./message.js";
 import type { MailboxStore } from "./ports.js";
@@ -35,111 +37,52 @@ export interface MessageStreamOptions {
 }
 
 export async function* streamMailbox(store: MailboxStore, hub: MailboxHub, opts: MessageStreamOptions): AsyncGenerator<MailboxItem> {
-  const queue = new Fifo<StoredMessage>();
-  let queuedBytes = 0;
   let live = false;
-  let overflowed = false;
-  let closed: AgentorchError | undefined;
-  let wake: (() => void) | undefined;
+  let last = opts.resumeAfter;
+  const queue = new LiveQueue<StoredMessage>({
+    maxItems: opts.maxBuffer,
+    maxBytes: opts.maxBufferBytes,
+    sizeOf: (message) => message.size,
+    heartbeatMs: opts.keepAliveMs,
+    signal: opts.signal,
+    overflowError: () =>
+      resourceExhausted(
+        `mailbox reader fell more than ${opts.maxBuffer} messages (or ${opts.maxBufferBytes} bytes) behind; stream again (resume after sequence ${last})`,
+        { agentId: opts.agentId },
+      ),
+  });
   const unsubscribe = hub.subscribe(opts.agentId, {
     onMessage(message) {
-      if (!live) return; // the replay reads it from the store
-      if (queue.length >= opts.maxBuffer || queuedBytes + message.size > opts.maxBufferBytes) overflowed = true;
-      else {
-        queue.push(message);
-        queuedBytes += message.size;
-      }
-      wake?.();
+      if (live) queue.push(message); // else the replay reads it from the store
     },
     onClosed(err) {
-      closed = err;
-      wake?.();
+      queue.fail(err);
     },
   });
-  const onAbort = () => wake?.();
-  opts.signal.addEventListener("abort", onAbort);
   try {
-    let last = opts.resumeAfter;
     while (!live) {
       const batch = store.readUnacked(opts.agentId, last, opts.batchSize, opts.batchBytes);
       // Caught up. Synchronous with the read: everything stored after it reaches the queue.
       if (batch.length === 0) live = true;
       for (const message of batch) {
         if (opts.signal.aborted) return;
-        if (closed) throw closed;
+        if (queue.failed) throw queue.failed;
         last = message.sequence;
         yield { type: "message", message };
       }
     }
 
-    let lastSent = Date.now();
-    for (;;) {
-      if (opts.signal.aborted) return;
-      if (closed) throw closed;
-      if (overflowed) {
-        throw resourceExhausted(
-          `mailbox reader fell more than ${opts.maxBuffer} messages (or ${opts.maxBufferBytes} bytes) behind; stream again (resume after sequence ${last})`,
-          { agentId: opts.agentId },
-        );
-      }
-      const message = queue.shift();
-      if (message) {
-        queuedBytes -= message.size;
-        if (message.sequence <= last) continue; // already delivered by the replay
-        last = message.sequence;
-        lastSent = Date.now();
-        yield { type: "message", message };
-        continue;
-      }
-      const waitMs = opts.keepAliveMs > 0 ? Math.max(0, lastSent + opts.keepAliveMs - Date.now()) : undefined;
-      const timedOut = await sleepUntilWoken(waitMs, (w) => {
-        wake = w;
-      });
-      wake = undefined;
-      if (timedOut && queue.length === 0 && !opts.signal.aborted && !closed) {
-        lastSent = Date.now();
+    // Live messages already delivered by the replay are skipped.
+    for await (const item of queue.drain((message) => message.sequence > last)) {
+      if (item.type === "item") {
+        last = item.item.sequence;
+        yield { type: "message", message: item.item };
+      } else {
         yield { type: "keepalive" };
       }
     }
   } finally {
     unsubscribe();
-    opts.signal.removeEventListener("abort", onAbort);
-  }
-}
-
-/** Resolves true after ms (if given), false when woken first. */
-function sleepUntilWoken(ms: number | undefined, setWake: (w: () => void) => void): Promise<boolean> {
-  return new Promise((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    if (ms !== undefined) timer = setTimeout(() => resolve(true), ms);
-    setWake(() => {
-      if (timer) clearTimeout(timer);
-      resolve(false);
-    });
-  });
-}
-
-/** A queue with O(1) push and shift (Array#shift is O(n)). */
-class Fifo<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
+    queue.close();
   }
 }

@@ -3,7 +3,8 @@
  * whole task), each write with its "task" event in the same transaction.
  */
 import { alreadyExists, AgentorchError, notFound } from "../../core/errors.js";
-import type { StoredEvent, TaskQuery, TaskStore } from "../../core/ports.js";
+import type { StoredEvent } from "../../core/ports.js";
+import type { TaskQuery, TaskStore } from "../../core/tasks/ports.js";
 import type { Task, TaskState } from "../../core/tasks/task.js";
 import { decodeJson } from "./codec.js";
 import type { SqliteStore } from "./sqlite-store.js";
