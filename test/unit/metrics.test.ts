@@ -322,7 +322,10 @@ describe("createMetrics", () => {
 describe("AGENTORCH_METRICS_LISTEN", () => {
   it("is unset by default (metrics on the service port), parsed as HOST:PORT, and refused when malformed", () => {
     expect(loadConfig({}).metricsListen).toBeUndefined();
-    expect(loadConfig({ AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" }).metricsListen).toEqual({ host: "0.0.0.0", port: 9464 });
+    expect(loadConfig({ AGENTORCH_METRICS_LISTEN: "127.0.0.1:9464" }).metricsListen).toEqual({ host: "127.0.0.1", port: 9464 });
+    // Beyond loopback only with operator tokens (test/e2e/small-hardening.test.ts: refused without).
+    const tokens = { AGENTORCH_TOKENS: `scraper:viewer:${"ab".repeat(32)}` };
+    expect(loadConfig({ ...tokens, AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" }).metricsListen).toEqual({ host: "0.0.0.0", port: 9464 });
     expect(() => loadConfig({ AGENTORCH_METRICS_LISTEN: "9464" })).toThrow(/AGENTORCH_METRICS_LISTEN must be HOST:PORT/);
   });
 });
