@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use beside Node and Docker, when missing and
-# we are root: Python grpcio + protobuf + protoc (the Python client tests). Without root
+# we are root: Python grpcio + protobuf + protoc + grpc_python_plugin (the Python client
+# tests and the recipe in examples/python). Without root
 # it says what is missing; the tests then skip those suites loudly (CI refuses to).
 set -euo pipefail
 log() { printf 'ensure-test-tools: %s\n' "$*" >&2; }
 need=()
 /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || need+=(python3-grpcio python3-protobuf)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v grpc_python_plugin >/dev/null 2>&1 || need+=(protobuf-compiler-grpc)
 if [ ${#need[@]} -eq 0 ]; then log "all present"; exit 0; fi
 if [ "$(id -u)" != 0 ]; then log "missing ${need[*]} and not root: install them with apt-get"; exit 1; fi
 log "installing ${need[*]} from Debian"

@@ -1,7 +1,7 @@
 /**
  * Python grpcio as a client of a running server, for tests that prove what another
- * language's official gRPC client sees. Needs Debian's python3-grpcio, python3-protobuf
- * and protobuf-compiler (scripts/ensure-test-tools.sh installs them; .ci/run calls it).
+ * language's official gRPC client sees. Needs Debian's python3-grpcio, python3-protobuf,
+ * protobuf-compiler and protobuf-compiler-grpc (scripts/ensure-test-tools.sh installs them; .ci/run calls it).
  * Where they are missing the tests are skipped LOUDLY, except under CI, where that fails.
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process";
@@ -22,6 +22,8 @@ export function pythonGrpcMissing(): string | undefined {
   if (py.status !== 0) return `${PYTHON} with grpc and protobuf is missing (apt-get install python3-grpcio python3-protobuf)`;
   const protoc = spawnSync("protoc", ["--version"], { encoding: "utf8" });
   if (protoc.status !== 0) return "protoc is missing (apt-get install protobuf-compiler)";
+  const plugin = spawnSync("sh", ["-c", "command -v grpc_python_plugin"], { encoding: "utf8" });
+  if (plugin.status !== 0) return "grpc_python_plugin is missing (apt-get install protobuf-compiler-grpc)";
   return undefined;
 }
 
