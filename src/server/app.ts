@@ -92,6 +92,17 @@ export const CONTAINER_SOCKET_DIR = "/run/agentorch";
  */
 const AGENT_SOCKET_MODE = 0o666;
 
+/** A listener's connection bounds from the configuration. */
+function connectionLimits(config: Config, maxConnections: number, maxConnectionsSetting: string) {
+  return {
+    maxConnections,
+    maxConnectionsSetting,
+    http2IdleTimeoutMs: config.net.http2IdleTimeoutMs,
+    keepAliveTimeoutMs: config.net.http1KeepAliveTimeoutMs,
+    maxConcurrentStreams: config.net.maxConcurrentStreams,
+  };
+}
+
 /** Builds the server from config; nothing listens until start(). */
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const logger = overrides.logger ?? createLogger(config.logLevel);
@@ -213,6 +224,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     handler,
     logger,
     graceMs: config.shutdownGraceMs,
+    ...connectionLimits(config, config.net.maxConnections, "AGENTORCH_MAX_CONNECTIONS"),
   });
   const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger, scrapers) : undefined;
   let metricsAddress: { host: string; port: number } | undefined;
@@ -223,6 +235,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     handler: auth.agentSocketHandler(handler),
     logger: logger.child({ listener: "agent-socket" }),
     graceMs: config.shutdownGraceMs,
+    ...connectionLimits(config, config.net.agentSocketMaxConnections, "AGENTORCH_AGENT_SOCKET_MAX_CONNECTIONS"),
   });
 
   let pruneTimer: NodeJS.Timeout | undefined;
