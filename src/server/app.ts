@@ -45,6 +45,7 @@ import { createLogger } from "./logger.js";
 import { createRequestLog } from "./request-log.js";
 import { withSpecGrpcMessage } from "./grpc-message.js";
 import { validateBinaryRequests } from "./request-validation.js";
+import { BodyBudget, guardRequests } from "./request-guard.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
@@ -181,6 +182,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const served: DescService[] = [];
   const reflection = createReflectionServer(() => served);
   const rpcLogger = logger.child({ component: "rpc" });
+  const bodyBudget = new BodyBudget(config.net.maxInflightBodyBytes);
   const requestLog = createRequestLog(rpcLogger, metrics.rpc);
   const connectHandler = connectNodeAdapter({
     routes(router) {
@@ -193,8 +195,10 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       served.push(Health);
       r.service(ReflectionV1, reflection.v1);
       r.service(ReflectionV1Alpha, reflection.v1alpha);
-      // Last: malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
+      // Malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
       validateBinaryRequests(router, config.maxRequestBytes);
+      // Last, so it runs first: credentials and body bounds before a byte of the body is read.
+      guardRequests(router, { checkHeaders: auth.checkHeaders, bodyTimeoutMs: config.net.requestBodyTimeoutMs, budget: bodyBudget });
     },
     grpc: true,
     grpcWeb: true,

@@ -88,6 +88,15 @@ export function createListener(opts: ListenerOptions): Listener {
       if (closing) res.shouldKeepAlive = false;
       h1Responses.add(res);
       res.once("close", () => h1Responses.delete(res));
+      // Answered before its body arrived (refused, timed out): Node would go on reading and
+      // dropping a body that may never end; the connection is closed instead.
+      const h1req = req as http.IncomingMessage;
+      res.once("finish", () => {
+        if (h1req.complete) return;
+        setTimeout(() => {
+          if (!h1req.complete) h1req.socket.destroy();
+        }, UNREAD_BODY_RESET_MS).unref();
+      });
     } else {
       // A gRPC error sent before the request body was read (e.g. a message over the size
       // limit) would leave the stream open for good: the client is blocked by flow control
