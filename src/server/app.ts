@@ -46,6 +46,7 @@ import { createRequestLog } from "./request-log.js";
 import { withSpecGrpcMessage } from "./grpc-message.js";
 import { validateBinaryRequests } from "./request-validation.js";
 import { BodyBudget, guardRequests } from "./request-guard.js";
+import { withBrowserGuard } from "./browser-guard.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
@@ -225,7 +226,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const listener = createListener({
     host: config.listen.host,
     port: config.listen.port,
-    handler,
+    handler: withBrowserGuard(handler, { loopbackOnly: config.operatorTokens.length === 0, corsOrigins: config.net.corsOrigins, logger }),
     logger,
     graceMs: config.shutdownGraceMs,
     ...connectionLimits(config, config.net.maxConnections, "AGENTORCH_MAX_CONNECTIONS"),
