@@ -51,6 +51,8 @@ export interface WatchRequest {
   resumeAfter: number;
   sendInitialState: boolean;
   signal: AbortSignal;
+  /** Told when the watcher falls too far behind and is cut off (see watchEvents). */
+  onCutOff?: (message: string) => void;
 }
 
 export interface AgentServiceDeps {
@@ -326,6 +328,7 @@ export class AgentService {
         : undefined,
       ...(this.config.watch ?? DEFAULT_WATCH_LIMITS),
       signal: req.signal,
+      onCutOff: req.onCutOff,
     });
   }
 

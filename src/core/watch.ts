@@ -31,6 +31,12 @@ export interface WatchOptions<T> {
   /** Live events held for a slow consumer before it is cut off. */
   maxBuffer: number;
   signal: AbortSignal;
+  /**
+   * Told when the consumer is cut off. A consumer that reads nothing leaves the generator
+   * suspended at a yield, where the error it would throw never comes: the transport must
+   * end the stream itself.
+   */
+  onCutOff?: (message: string) => void;
 }
 
 const REPLAY_BATCH = 1000;
@@ -38,6 +44,9 @@ const REPLAY_BATCH = 1000;
 export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOptions<T>): AsyncGenerator<WatchItem<T>> {
   const queue: StoredEvent[] = [];
   let overflowed = false;
+  // The last revision handed to the consumer (or passed over in a replay).
+  let last = 0;
+  const cutOffMessage = () => `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`;
   let wake: (() => void) | undefined;
   const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
   // Filtered here, so a watcher of a few ids is not cut off by traffic on others.
@@ -49,6 +58,7 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
       overflowed = true;
       queue.length = 0;
       unsubscribe();
+      opts.onCutOff?.(cutOffMessage());
     } else {
       queue.push(event);
     }
@@ -57,7 +67,6 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
   const onAbort = () => wake?.();
   opts.signal.addEventListener("abort", onAbort);
   try {
-    let last: number;
     if (opts.snapshot) {
       // Synchronous: the snapshot and its revision are consistent (see Store).
       const items = opts.snapshot();
@@ -85,7 +94,7 @@ export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOp
     for (;;) {
       if (opts.signal.aborted) return;
       if (overflowed) {
-        throw new AgentorchError("resource_exhausted", `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`);
+        throw new AgentorchError("resource_exhausted", cutOffMessage());
       }
       const event = queue.shift();
       if (event) {
