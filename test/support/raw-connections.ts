@@ -34,8 +34,13 @@ export function touchAndLeave(target: Target, mode: CloseMode, hello: Buffer | s
     const leave = () => {
       if (left) return;
       left = true;
-      if (mode === "reset") socket.resetAndDestroy();
-      else if (mode === "half-open") {
+      // Unix sockets have no RST: a reset there is an abrupt close.
+      if (mode === "reset") {
+        if ("socketPath" in target) socket.destroy();
+        else socket.resetAndDestroy();
+      }
+      if (mode === "reset") return;
+      if (mode === "half-open") {
         socket.end();
         socket.destroy();
       } else {
