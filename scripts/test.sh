@@ -10,6 +10,7 @@ else
   echo "test.sh: no Docker engine: the Docker suites will be SKIPPED (CI refuses to skip them)" >&2
 fi
 bash scripts/ensure-test-tools.sh || echo "test.sh: Python grpcio/protoc missing: the Python client tests will be SKIPPED (CI refuses to skip them)" >&2
+bash scripts/ensure-chromium.sh || echo "test.sh: no chromium: the browser tests will be SKIPPED (CI refuses to skip them)" >&2
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   bash scripts/install-deps.sh
 fi

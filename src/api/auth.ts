@@ -14,7 +14,7 @@
  * method and the role or agent. Tokens and hashes are never logged or echoed.
  */
 import { createContextKey, createContextValues } from "@connectrpc/connect";
-import type { ContextValues, HandlerContext, Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
+import type { ConnectError, ContextValues, HandlerContext, Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import { describePrincipal, permissionDenied, unauthenticated } from "../core/auth.js";
 import type { AgentTokenIndex, OperatorTokens, Principal } from "../core/auth.js";
 import { isAgentorchError } from "../core/errors.js";
@@ -67,6 +67,12 @@ export interface Auth {
   contextValues<R extends object>(inner?: (req: R) => ContextValues): (req: R) => ContextValues;
   /** The handler to serve on the agent socket: the same handler, its requests marked as the socket's. */
   agentSocketHandler<R extends object, S>(handler: (req: R, res: S) => void): (req: R, res: S) => void;
+  /**
+   * What can be checked from the headers alone, before any byte of the body is read: the
+   * credentials, and whether the caller may call the method at all. The refusal to answer,
+   * or undefined (the interceptor still checks everything once the message is read).
+   */
+  checkHeaders(req: { header: Headers; contextValues?: ContextValues }, service: string, method: string): ConnectError | undefined;
 }
 
 type AnyRequest = UnaryRequest | StreamRequest;
@@ -85,7 +91,7 @@ export function createAuth(deps: AuthDeps): Auth {
     log.info({ tokens: operators.size }, "operator tokens configured");
   }
 
-  function authenticate(req: AnyRequest, origin: Origin): Principal {
+  function authenticate(req: { header: Headers }, origin: Origin): Principal {
     const token = parseBearer(req.header.get("authorization"));
     if (origin === "agent-socket") {
       if (token === undefined) throw unauthenticated("missing agent token: send 'authorization: Bearer $AGENTORCH_TOKEN'");
@@ -158,6 +164,27 @@ export function createAuth(deps: AuthDeps): Auth {
 
   return {
     interceptor,
+    checkHeaders(req, service, methodName) {
+      if (OPEN_SERVICES.has(service)) return undefined;
+      const method = `${service}/${methodName}`;
+      const origin = req.contextValues?.get(ORIGIN) ?? "tcp";
+      let principal: Principal | undefined;
+      try {
+        principal = authenticate(req, origin);
+        const rule = RPC_RULES[method];
+        if (rule === undefined) throw permissionDenied(`${method} is not in the permission table; nobody may call it`);
+        if (principal.kind === "operator" && !roleMay(principal.role, rule.permission)) {
+          throw permissionDenied(`role ${principal.role} may not call ${method} (it needs the ${rule.permission} permission)`);
+        }
+        if (principal.kind === "agent" && rule.agent === undefined) throw permissionDenied(`agent "${principal.agentId}" may not call ${method}`, principal.agentId);
+        return undefined;
+      } catch (err) {
+        if (!isAgentorchError(err)) throw err;
+        const e = toConnectError(err, log);
+        log.info({ method, origin, caller: principal ? describePrincipal(principal) : "unauthenticated", reason: e.rawMessage }, "call refused before its body was read");
+        return e;
+      }
+    },
     contextValues(inner) {
       return (req) => {
         const values = inner ? inner(req) : createContextValues();

@@ -13,6 +13,18 @@ import { traceLogBindings, traceOfHeaders } from "./trace.js";
 /** Per-call state shared with the HTTP layer, which logs the calls refused before any handler ran. */
 export interface RpcLogState {
   logged: boolean;
+  /** Set by the HTTP layer: ends a stream whose consumer fell too far behind (see streamCutOff). */
+  cutOff?: (message: string) => void;
+  /** The code to log whatever the handler ends with (a stream cut off by the HTTP layer). */
+  forcedCode?: string;
+}
+
+/**
+ * What a watch handler passes to the core as onCutOff: the HTTP layer ends the stream with
+ * RESOURCE_EXHAUSTED even while its consumer reads nothing (and the handler is blocked).
+ */
+export function streamCutOff(ctx: { values: { get(key: typeof RPC_LOG_STATE): RpcLogState | undefined } }): ((message: string) => void) | undefined {
+  return ctx.values.get(RPC_LOG_STATE)?.cutOff;
 }
 
 /** How one RPC ended: the fields of its log line. */
@@ -68,7 +80,7 @@ export function createLogInterceptor(logger: Logger, observe?: RpcObserver): Int
     const log = (err: unknown) => {
       const rpc: RpcOutcome = {
         method: `${req.service.typeName}/${req.method.name}`,
-        code: codeOf(err),
+        code: state?.forcedCode ?? codeOf(err),
         durationMs: Math.round((performance.now() - started) * 10) / 10,
         protocol: protocolOf(req),
       };

@@ -15,6 +15,7 @@ import { eventTypeToProto, taskStateFromProto } from "./enums.js";
 import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
+import { streamCutOff } from "./interceptors.js";
 import { traceOfHeaders } from "./trace.js";
 import {
   lifecycleConfigPatchFromProto,
@@ -81,7 +82,7 @@ export function createLifecycleService(deps: LifecycleServiceDeps): Partial<Life
     async *watchTask(req, ctx) {
       // Unknown or malformed id: an error before any message.
       const taskId = tasks.get(req.taskId).taskId;
-      const events = tasks.watch({ ids: [taskId], resumeAfter: 0, sendInitialState: true, signal: ctx.signal });
+      const events = tasks.watch({ ids: [taskId], resumeAfter: 0, sendInitialState: true, signal: ctx.signal, onCutOff: streamCutOff(ctx) });
       for await (const item of events) {
         if (item.entity === undefined) continue; // bookmarks: every message of this stream carries the task
         yield { task: taskToProto(item.entity), revision: BigInt(item.revision) };
@@ -98,6 +99,7 @@ export function createLifecycleService(deps: LifecycleServiceDeps): Partial<Life
         resumeAfter: int64ToNumber(req.resumeAfterRevision, "resume_after_revision"),
         sendInitialState: req.sendInitialState,
         signal: ctx.signal,
+        onCutOff: streamCutOff(ctx),
       });
       const binary = isBinaryCall(ctx.requestHeader);
       for await (const item of events) {

@@ -17,6 +17,7 @@ import { agentStatusFromProto, eventTypeToProto } from "./enums.js";
 import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
+import { streamCutOff } from "./interceptors.js";
 
 /** The part of the core's AgentService these handlers use, so tests can hand in a fake. */
 export type AgentsApi = Pick<
@@ -75,6 +76,7 @@ export function createOrchestratorService(deps: {
         resumeAfter: int64ToNumber(req.resumeAfterRevision, "resume_after_revision"),
         sendInitialState: req.sendInitialState,
         signal: ctx.signal,
+        onCutOff: streamCutOff(ctx),
       });
       const binary = isBinaryCall(ctx.requestHeader);
       for await (const item of events) yield watchResponse(item, binary);

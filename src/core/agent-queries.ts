@@ -47,6 +47,7 @@ export function watchAgents(store: Store, bus: EventBus, limits: WatchLimits, re
       : undefined,
     ...limits,
     signal: req.signal,
+    onCutOff: req.onCutOff,
   });
 }
 

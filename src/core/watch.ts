@@ -28,6 +28,8 @@ export interface WatchRequest {
   resumeAfter: number;
   sendInitialState: boolean;
   signal: AbortSignal;
+  /** Told when the watcher falls too far behind and is cut off (see watchEvents). */
+  onCutOff?: (message: string) => void;
 }
 
 export type WatchItemType = EventType | "bookmark";
@@ -52,20 +54,31 @@ export interface WatchOptions<T> {
   /** Live events held for a slow consumer before it is cut off. */
   maxBuffer: number;
   signal: AbortSignal;
+  /**
+   * Told when the consumer is cut off. A consumer that reads nothing leaves the generator
+   * suspended at a yield, where the error it would throw never comes: the transport must
+   * end the stream itself.
+   */
+  onCutOff?: (message: string) => void;
 }
 
 const REPLAY_BATCH = 1000;
 
 export async function* watchEvents<T>(store: Store, bus: EventBus, opts: WatchOptions<T>): AsyncGenerator<WatchItem<T>> {
+  // The last revision handed to the consumer (or passed over in a replay).
   let last = 0;
+  const cutOffMessage = () => `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`;
   const matches = (e: StoredEvent) => !opts.match || opts.match(e.id, e.entity as T);
   const queue: LiveQueue<StoredEvent> = new LiveQueue<StoredEvent>({
     maxItems: opts.maxBuffer,
     heartbeatMs: opts.bookmarkIntervalMs,
     signal: opts.signal,
     // Nothing more is queued once cut off, even while a stalled consumer keeps the stream open.
-    onOverflow: () => unsubscribe(),
-    overflowError: () => new AgentorchError("resource_exhausted", `watch consumer fell more than ${opts.maxBuffer} events behind; resume after revision ${last}`),
+    onOverflow: () => {
+      unsubscribe();
+      opts.onCutOff?.(cutOffMessage());
+    },
+    overflowError: () => new AgentorchError("resource_exhausted", cutOffMessage()),
   });
   // Filtered here, so a watcher of a few ids is not cut off by traffic on others.
   const unsubscribe = bus.subscribe((event) => {

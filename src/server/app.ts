@@ -39,6 +39,8 @@ import { createLogger } from "./logger.js";
 import { createRequestLog } from "./request-log.js";
 import { withSpecGrpcMessage } from "./grpc-message.js";
 import { validateBinaryRequests } from "./request-validation.js";
+import { BodyBudget, guardRequests } from "./request-guard.js";
+import { withBrowserGuard } from "./browser-guard.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
@@ -90,6 +92,17 @@ export const CONTAINER_SOCKET_DIR = "/run/agentorch";
  * on the host the socket sits in the data directory (0700), out of other users' reach.
  */
 const AGENT_SOCKET_MODE = 0o666;
+
+/** A listener's connection bounds from the configuration. */
+function connectionLimits(config: Config, maxConnections: number, maxConnectionsSetting: string) {
+  return {
+    maxConnections,
+    maxConnectionsSetting,
+    http2IdleTimeoutMs: config.net.http2IdleTimeoutMs,
+    keepAliveTimeoutMs: config.net.http1KeepAliveTimeoutMs,
+    maxConcurrentStreams: config.net.maxConcurrentStreams,
+  };
+}
 
 /** Builds the server from config; nothing listens until start(). */
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
@@ -170,13 +183,16 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const health = createHealthServer({ engine: agents });
   let served: readonly DescService[] = [];
   const rpcLogger = logger.child({ component: "rpc" });
+  const bodyBudget = new BodyBudget(config.net.maxInflightBodyBytes);
   const requestLog = createRequestLog(rpcLogger, metrics.rpc);
   const connectHandler = connectNodeAdapter({
     routes(router) {
       const a2a = createA2AHandlers({ cards, mailboxes: metrics.countDeliveries(mailboxes), logger });
       served = registerRoutes(router, { agents, tasks, a2a, health: health.impl, logger }, { shutdownSignal: shutdown.signal });
-      // Last: malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
+      // Malformed binary messages answer INVALID_ARGUMENT, not connect's INTERNAL.
       validateBinaryRequests(router, config.maxRequestBytes);
+      // Last, so it runs first: credentials and body bounds before a byte of the body is read.
+      guardRequests(router, { checkHeaders: auth.checkHeaders, bodyTimeoutMs: config.net.requestBodyTimeoutMs, budget: bodyBudget });
     },
     grpc: true,
     grpcWeb: true,
@@ -203,9 +219,10 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const listener = createListener({
     host: config.listen.host,
     port: config.listen.port,
-    handler,
+    handler: withBrowserGuard(handler, { loopbackOnly: config.operatorTokens.length === 0, corsOrigins: config.net.corsOrigins, logger }),
     logger,
     graceMs: config.shutdownGraceMs,
+    ...connectionLimits(config, config.net.maxConnections, "AGENTORCH_MAX_CONNECTIONS"),
   });
   const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger, scrapers) : undefined;
   let metricsAddress: { host: string; port: number } | undefined;
@@ -216,6 +233,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     handler: auth.agentSocketHandler(handler),
     logger: logger.child({ listener: "agent-socket" }),
     graceMs: config.shutdownGraceMs,
+    ...connectionLimits(config, config.net.agentSocketMaxConnections, "AGENTORCH_AGENT_SOCKET_MAX_CONNECTIONS"),
   });
 
   let pruneTimer: NodeJS.Timeout | undefined;

@@ -50,6 +50,8 @@ export interface Config {
    * be a loopback address (see assertSecureListen).
    */
   operatorTokens: OperatorToken[];
+  /** Bounds of the front door: connections, HTTP/2 streams, request bodies, browsers. */
+  net: NetLimits;
   /** A2A mailboxes. */
   mailbox: {
     maxMessageBytes: number;
@@ -58,6 +60,26 @@ export interface Config {
     keepAliveMs: number;
     ackedRetentionMs: number;
   };
+}
+
+/** Connection and request-body bounds; each has its AGENTORCH_* variable (README "Configuration"). */
+export interface NetLimits {
+  /** Open connections on the TCP listener (AGENTORCH_MAX_CONNECTIONS); more are dropped. */
+  maxConnections: number;
+  /** Open connections on the agent socket (AGENTORCH_AGENT_SOCKET_MAX_CONNECTIONS). */
+  agentSocketMaxConnections: number;
+  /** An HTTP/2 session with no open stream for this long gets GOAWAY (AGENTORCH_HTTP2_IDLE_TIMEOUT_MS). */
+  http2IdleTimeoutMs: number;
+  /** An idle HTTP/1.1 keep-alive connection is closed after this (AGENTORCH_HTTP1_KEEPALIVE_TIMEOUT_MS). */
+  http1KeepAliveTimeoutMs: number;
+  /** Streams a client may open at once on one HTTP/2 connection (AGENTORCH_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
+  /** A request message must arrive within this (AGENTORCH_REQUEST_BODY_TIMEOUT_MS). */
+  requestBodyTimeoutMs: number;
+  /** Bytes of all request bodies being received at once (AGENTORCH_MAX_INFLIGHT_BODY_BYTES). */
+  maxInflightBodyBytes: number;
+  /** Browser origins allowed to call the API (AGENTORCH_CORS_ORIGINS); empty: none but the service's own. */
+  corsOrigins: string[];
 }
 
 /** A configuration value that cannot be used; the message names the variable or flag. */
@@ -117,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
       bookmarkIntervalMs: parseInteger(env, "AGENTORCH_WATCH_BOOKMARK_INTERVAL_MS", 30_000, 0, 3600 * 1000),
       maxBuffer: parseInteger(env, "AGENTORCH_WATCH_MAX_BUFFER", 10_000, 1, 10_000_000),
     },
+    net: parseNetLimits(env),
     mailbox: {
       maxMessageBytes: parseBytes(env, "AGENTORCH_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
       maxUnackedMessages: parseInteger(env, "AGENTORCH_MAILBOX_MAX_MESSAGES", 10_000, 1, 100_000_000),
@@ -125,6 +148,47 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
       ackedRetentionMs: parseInteger(env, "AGENTORCH_MAILBOX_ACKED_RETENTION_MS", 24 * 3600 * 1000, 0, 365 * 24 * 3600 * 1000),
     },
   };
+}
+
+function parseNetLimits(env: Record<string, string | undefined>): NetLimits {
+  return {
+    maxConnections: parseInteger(env, "AGENTORCH_MAX_CONNECTIONS", 1024, 1, 1_000_000),
+    agentSocketMaxConnections: parseInteger(env, "AGENTORCH_AGENT_SOCKET_MAX_CONNECTIONS", 1024, 1, 1_000_000),
+    http2IdleTimeoutMs: parseInteger(env, "AGENTORCH_HTTP2_IDLE_TIMEOUT_MS", 60_000, 100, 24 * 3600 * 1000),
+    http1KeepAliveTimeoutMs: parseInteger(env, "AGENTORCH_HTTP1_KEEPALIVE_TIMEOUT_MS", 5000, 100, 3600 * 1000),
+    maxConcurrentStreams: parseInteger(env, "AGENTORCH_MAX_CONCURRENT_STREAMS", 100, 1, 100_000),
+    requestBodyTimeoutMs: parseInteger(env, "AGENTORCH_REQUEST_BODY_TIMEOUT_MS", 30_000, 100, 3600 * 1000),
+    maxInflightBodyBytes: parseBytes(env, "AGENTORCH_MAX_INFLIGHT_BODY_BYTES", 64 * 1024 * 1024, 64 * 1024, 2 ** 40),
+    corsOrigins: parseCorsOrigins(env.AGENTORCH_CORS_ORIGINS ?? ""),
+  };
+}
+
+/**
+ * AGENTORCH_CORS_ORIGINS: comma-separated origins (scheme://host[:port], as browsers send
+ * them in Origin) whose pages may call the API; "*" allows any. Paths are refused.
+ */
+function parseCorsOrigins(text: string): string[] {
+  const out: string[] = [];
+  for (const item of text.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    if (item === "*") {
+      out.push(item);
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(item);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== item.replace(/\/$/, "").toLowerCase()) {
+      throw new ConfigError(
+        "AGENTORCH_CORS_ORIGINS",
+        `AGENTORCH_CORS_ORIGINS entries must be origins like https://app.example.com or http://localhost:3000 (scheme, host, optional port; no path), or * (got "${item}")`,
+      );
+    }
+    out.push(url.origin);
+  }
+  return out;
 }
 
 /** Parses "host:port", "[v6]:port" or ":port" (all interfaces). */

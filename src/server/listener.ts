@@ -38,8 +38,16 @@ export interface ListenerOptions {
   sniffTimeoutMs?: number;
   /** HTTP/1.1: time allowed to receive request headers. Default 20 s. */
   headersTimeoutMs?: number;
-  /** HTTP/1.1: an idle keep-alive connection is closed after this. Default 30 s. */
+  /** HTTP/1.1: an idle keep-alive connection is closed after this. Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** HTTP/2: a session without an open stream for this long gets GOAWAY. Default 60 s. */
+  http2IdleTimeoutMs?: number;
+  /** HTTP/2: streams a client may open at once per connection. Default 100. */
+  maxConcurrentStreams?: number;
+  /** Open connections; more are dropped at accept. Default 1024. */
+  maxConnections?: number;
+  /** The setting an operator raises when maxConnections is reached (named in the log). */
+  maxConnectionsSetting?: string;
 }
 
 export type ListenerAddress = { host: string; port: number } | { socketPath: string };
@@ -54,6 +62,10 @@ export interface Listener {
 }
 
 const H2_PREFACE = Buffer.from("PRI ");
+/** After a client's FIN, how long its HTTP/2 streams may still finish before the connection is cut. */
+const HALF_CLOSED_GRACE_MS = 5000;
+/** At most one "connection limit reached" line this often. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 /** How long after an early gRPC answer its unread request stream is reset. */
 const UNREAD_BODY_RESET_MS = 1000;
 
@@ -76,6 +88,15 @@ export function createListener(opts: ListenerOptions): Listener {
       if (closing) res.shouldKeepAlive = false;
       h1Responses.add(res);
       res.once("close", () => h1Responses.delete(res));
+      // Answered before its body arrived (refused, timed out): Node would go on reading and
+      // dropping a body that may never end; the connection is closed instead.
+      const h1req = req as http.IncomingMessage;
+      res.once("finish", () => {
+        if (h1req.complete) return;
+        setTimeout(() => {
+          if (!h1req.complete) h1req.socket.destroy();
+        }, UNREAD_BODY_RESET_MS).unref();
+      });
     } else {
       // A gRPC error sent before the request body was read (e.g. a message over the size
       // limit) would leave the stream open for good: the client is blocked by flow control
@@ -105,7 +126,7 @@ export function createListener(opts: ListenerOptions): Listener {
     {
       requestTimeout: 300_000, // receiving a whole request; responses (streams) are not limited
       headersTimeout: opts.headersTimeoutMs ?? 20_000,
-      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5000,
     },
     onRequest,
   );
@@ -129,13 +150,37 @@ export function createListener(opts: ListenerOptions): Listener {
   // closeIdleConnections and the headers/request timeouts) starts on "listening".
   h1.emit("listening");
 
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, onRequest);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 100 } }, onRequest);
   h2.setTimeout(0);
+  const http2IdleTimeoutMs = opts.http2IdleTimeoutMs ?? 60_000;
+  let lastSession: http2.ServerHttp2Session | undefined;
   h2.on("session", (session: http2.ServerHttp2Session) => {
+    lastSession = session;
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
     session.on("error", (err) => log.debug({ err: err.message }, "HTTP/2 session error"));
     if (closing) session.close();
+    // Idle: no open stream for http2IdleTimeoutMs. GOAWAY, as grpc-go's max idle does.
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      idle = setTimeout(() => {
+        log.debug({ http2IdleTimeoutMs }, "HTTP/2 session idle; closing it");
+        session.close();
+      }, http2IdleTimeoutMs);
+      idle.unref();
+    };
+    armIdle();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open++;
+      clearTimeout(idle);
+      stream.once("close", () => {
+        if (--open === 0 && !session.closed) armIdle();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idle);
+      sessions.delete(session);
+    });
   });
   h2.on("sessionError", (err) => log.debug({ err: err.message }, "HTTP/2 session error"));
 
@@ -153,6 +198,20 @@ export function createListener(opts: ListenerOptions): Listener {
     sniff(socket);
   });
   server.on("error", (err) => log.error({ err }, "listener error"));
+  server.maxConnections = opts.maxConnections ?? 1024;
+  let dropped = 0;
+  let lastDropLog = 0;
+  server.on("drop", () => {
+    dropped++;
+    const now = Date.now();
+    if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return;
+    lastDropLog = now;
+    log.warn(
+      { maxConnections: server.maxConnections, dropped, setting: opts.maxConnectionsSetting ?? "maxConnections" },
+      "connection limit reached; dropping new connections",
+    );
+    dropped = 0;
+  });
 
   function sniff(socket: net.Socket): void {
     sniffing.add(socket);
@@ -184,7 +243,10 @@ export function createListener(opts: ListenerOptions): Listener {
       if (prefaceSoFar) {
         // The HTTP/2 session reads the bytes already buffered on the next tick; resuming
         // here would let them flow past it.
+        lastSession = undefined;
         h2.emit("connection", socket);
+        const session = lastSession as http2.ServerHttp2Session | undefined;
+        if (session) closeOnClientEnd(socket, session);
       } else {
         h1.emit("connection", socket);
         socket.resume(); // the HTTP/1.1 parser only listens for "data"
@@ -193,6 +255,26 @@ export function createListener(opts: ListenerOptions): Listener {
     socket.on("data", onData);
     socket.once("end", onEnd);
     socket.once("close", done);
+  }
+
+  /**
+   * The sockets are half-open (allowHalfOpen, for HTTP/1.1 clients that shut their side
+   * after a request), and an HTTP/2 session does not close itself on the client's FIN or
+   * on a reset that its native reader sees: it would stay, socket and fd, for good. So:
+   * FIN closes the session (GOAWAY; streams in flight may finish for a moment), a socket
+   * error or close destroys it.
+   */
+  function closeOnClientEnd(socket: net.Socket, session: http2.ServerHttp2Session): void {
+    socket.once("end", () => {
+      if (session.destroyed) return;
+      session.close();
+      setTimeout(() => {
+        if (!session.destroyed) session.destroy();
+        socket.destroy();
+      }, HALF_CLOSED_GRACE_MS).unref();
+    });
+    socket.once("error", () => session.destroy());
+    socket.once("close", () => session.destroy());
   }
 
   async function prepareSocketPath(socketPath: string): Promise<void> {

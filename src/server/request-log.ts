@@ -6,7 +6,7 @@
  * carried (grpc-status, else the HTTP status); no header or body is logged.
  */
 import type http from "node:http";
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { createContextValues } from "@connectrpc/connect";
 import type { ContextValues } from "@connectrpc/connect";
 import { RPC_LOG_STATE, protocolOfContentType } from "../api/interceptors.js";
@@ -14,6 +14,7 @@ import type { RpcLogState, RpcObserver, RpcOutcome } from "../api/interceptors.j
 import { parseTraceparent, traceLogBindings } from "../api/trace.js";
 import type { Logger } from "../core/ports.js";
 import type { RequestHandler } from "./listener.js";
+import { encodeGrpcMessage } from "./grpc-message.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 
@@ -53,6 +54,41 @@ function codeOfHttpStatus(status: number): string {
   }
 }
 
+/** How long a cut-off stream's handler has to end it with its own error before the HTTP layer does. */
+const CUT_OFF_GRACE_MS = 500;
+/**
+ * How long after that a consumer that still reads nothing keeps its stream before it is
+ * reset. Its events were freed at the cut-off; what it still holds is bounded by HTTP/2
+ * flow control. Long enough that a consumer paused for a while (a GC, a debugger, a busy
+ * host) still reads the status that says where to resume, rather than a bare reset.
+ */
+const CUT_OFF_RESET_MS = 30_000;
+
+/**
+ * Ends a server stream with RESOURCE_EXHAUSTED in its protocol, after what was written:
+ * connect writes whole messages, so the body is at a message boundary.
+ */
+function endStream(req: Req, res: http.ServerResponse | http2.Http2ServerResponse, message: string): void {
+  const type = String(req.headers["content-type"] ?? "");
+  const w = res as unknown as { addTrailers(h: Record<string, string>): void; end(chunk?: Uint8Array): void };
+  if (/^application\/grpc-web/i.test(type)) {
+    const text = Buffer.from(`grpc-status: 8\r\ngrpc-message: ${encodeGrpcMessage(message)}\r\n`);
+    const head = Buffer.alloc(5);
+    head[0] = 0x80;
+    head.writeUInt32BE(text.length, 1);
+    w.end(Buffer.concat([head, text]));
+  } else if (/^application\/grpc/i.test(type)) {
+    w.addTrailers({ "grpc-status": "8", "grpc-message": encodeGrpcMessage(message) });
+    w.end();
+  } else {
+    const json = Buffer.from(JSON.stringify({ error: { code: "resource_exhausted", message } }));
+    const head = Buffer.alloc(5);
+    head[0] = 0x02;
+    head.writeUInt32BE(json.length, 1);
+    w.end(Buffer.concat([head, json]));
+  }
+}
+
 const RPC_PATH = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/;
 
 /**
@@ -76,6 +112,24 @@ export function createRequestLog(logger: Logger, observe?: RpcObserver): {
           return;
         }
         const state: RpcLogState = { logged: false };
+        state.cutOff = (message) => {
+          state.forcedCode = "resource_exhausted";
+          // The handler may still end the stream with its own RESOURCE_EXHAUSTED (a slow
+          // consumer that reads). One that reads nothing leaves the handler blocked in a
+          // write: the status is queued behind what was sent, so a consumer that reads
+          // again gets every event it was sent, then the status; one that still reads
+          // nothing is reset (ENHANCE_YOUR_CALM, which gRPC clients read as RESOURCE_EXHAUSTED).
+          setTimeout(() => {
+            if (res.writableFinished || res.destroyed || res.writableEnded) return;
+            logger.info({ method: `${path[1]}/${path[2]}` }, "stream cut off: its consumer fell too far behind (AGENTORCH_WATCH_MAX_BUFFER)");
+            endStream(req, res, message);
+            setTimeout(() => {
+              if (res.writableFinished || res.destroyed) return;
+              if ("stream" in res) res.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+              else res.destroy();
+            }, CUT_OFF_RESET_MS).unref();
+          }, CUT_OFF_GRACE_MS).unref();
+        };
         states.set(req, state);
         const started = performance.now();
         let grpcStatus: string | undefined;

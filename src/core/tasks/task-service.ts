@@ -197,6 +197,7 @@ export class TaskService {
       snapshot: req.sendInitialState ? snapshot : undefined,
       ...(this.deps.watch ?? DEFAULT_WATCH_LIMITS),
       signal: req.signal,
+      onCutOff: req.onCutOff,
     });
   }
 

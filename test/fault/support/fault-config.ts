@@ -23,6 +23,12 @@ export interface FaultConfig {
   deathRounds: number;
   /** Engine-outage suite: stop/start cycles of the private engine. */
   outageCycles: number;
+  /** Front-door suite: connections opened and closed (HTTP/2, HTTP/1.1, agent socket). */
+  churnH2: number;
+  churnH1: number;
+  churnAgent: number;
+  /** Front-door suite: how long the unauthenticated and slow-body floods last. */
+  floodSeconds: number;
 }
 
 function int(name: string, dflt: number): number {
@@ -45,6 +51,10 @@ export function faultConfig(): FaultConfig {
     loadSeconds: int("AGENTORCH_FAULT_LOAD_SECONDS", long ? 600 : 20),
     deathRounds: int("AGENTORCH_FAULT_DEATH_ROUNDS", long ? 20 : 1),
     outageCycles: int("AGENTORCH_FAULT_OUTAGE_CYCLES", long ? 10 : 1),
+    churnH2: int("AGENTORCH_FAULT_CHURN_H2", long ? 100_000 : 1500),
+    churnH1: int("AGENTORCH_FAULT_CHURN_H1", long ? 20_000 : 500),
+    churnAgent: int("AGENTORCH_FAULT_CHURN_AGENT", long ? 10_000 : 300),
+    floodSeconds: int("AGENTORCH_FAULT_FLOOD_SECONDS", long ? 120 : 8),
   };
 }
 
