@@ -39,7 +39,7 @@ export function faultConfig(): FaultConfig {
   return {
     long,
     seed: int("AGENTORCH_FAULT_SEED", 20261121),
-    kills: int("AGENTORCH_FAULT_KILLS", long ? 150 : 12),
+    kills: int("AGENTORCH_FAULT_KILLS", long ? 1000 : 12),
     fuzzRuns: int("AGENTORCH_FAULT_FUZZ_RUNS", long ? 500 : 20),
     loadClients: int("AGENTORCH_FAULT_LOAD_CLIENTS", 64),
     loadSeconds: int("AGENTORCH_FAULT_LOAD_SECONDS", long ? 600 : 20),
