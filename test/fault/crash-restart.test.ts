@@ -68,7 +68,7 @@ async function killHard(proc: ServiceProcess): Promise<void> {
 }
 
 /** Writes what a failure needs to be understood: both processes' logs and the engine's view. Returns the file. */
-async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: ServiceProcess): Promise<string> {
+async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: ServiceProcess, violations: string[]): Promise<string> {
   const file = path.join(tmpdir(), `agentorch-fault-crash-${process.pid}-kill${killPoint}.log`);
   const responsive = await assertEngineResponsive(engine.docker).then(
     () => "engine answers",
@@ -76,6 +76,7 @@ async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: 
   );
   const containers = await engine.docker.listContainers({ all: true, filters: { label: [`agentorch.instance=${instanceId}`] } }).catch(() => []);
   const lines = [
+    ...violations.map((v) => `# violation: ${v}`),
     `# ${responsive}`,
     `# containers: ${JSON.stringify(containers.map((x) => ({ id: x.Id.slice(0, 12), agent: x.Labels["agentorch.agent-id"], state: x.State, status: x.Status })))}`,
     "# ---- the killed process",
@@ -118,10 +119,18 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
       while (killPoints < cfg.kills) {
         watches.agents.open(c);
         watches.tasks.open(c);
-        // Kill while the workload runs, at a random moment; one round in four runs longer, so
-        // that container starts (3 s each on a loaded machine) are also acknowledged, not only in flight.
+        // Kill while the workload runs, at a random moment. One round in four (and the first)
+        // runs until a container start has been acknowledged (up to 30 s), then a little more:
+        // on a loaded machine a start takes 3-10 s, longer than most rounds, and starts and
+        // stops must be acknowledged too, not only in flight.
         const running = workload.run(c);
-        await sleep(r.chance(0.25) ? r.int(2500, 6000) : r.int(150, 2500));
+        if (killPoints === 0 || r.chance(0.25)) {
+          const startsBefore = workload.figures.acknowledged.start;
+          for (let waited = 0; waited < 30_000 && workload.figures.acknowledged.start === startsBefore; waited += 100) await sleep(100);
+          await sleep(r.int(0, 1500));
+        } else {
+          await sleep(r.int(150, 2500));
+        }
         workload.markKill();
         await killHard(proc);
         await running;
@@ -146,11 +155,14 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
         lap("restart");
         adopted += countLogs(proc, "adopted working task");
         reconciles += countLogs(proc, "reconciled with the engine");
-        const violations = await workload.verify(c, docker, instanceId!, 60_000);
+        const violations = await workload.verify(c, docker, instanceId!, 120_000);
         lap("verify");
         if (violations.length > 0 || workload.unexpected.length > 0) {
-          const dump = await dumpEvidence(killPoints, proc, previous);
-          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}; logs in ${dump}):\n  ${[...violations, ...workload.unexpected].join("\n  ")}`);
+          const found = [...violations, ...workload.unexpected];
+          const dump = await dumpEvidence(killPoints, proc, previous, found);
+          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}; logs in ${dump}):\n  ${found.join("\n  ")}`);
+          // Said at once: a long run may be stopped before its end.
+          console.error(`[fault] crash-restart: ${failures[failures.length - 1]}`);
           workload.unexpected.length = 0;
         }
         if (failures.length >= 3) break;

@@ -54,6 +54,7 @@ export interface CrashFigures {
 const zero = (): Record<Op, number> => ({ register: 0, start: 0, stop: 0, submit: 0, send: 0 });
 const MAX_RUNNING_SVC = 5;
 const MAX_AGENTS = 500;
+const MAX_ROUND_TASKS = 6;
 
 export class CrashWorkload {
   readonly agents = new Map<string, AgentModel>();
@@ -154,6 +155,13 @@ export class CrashWorkload {
   }
 
   private async taskStep(c: Clients): Promise<void> {
+    // Every task must end before a round is verified; on a loaded machine (container starts of
+    // 5-10 s) an unbounded backlog made that wait the longest part of a round, and could outrun
+    // the settle limit. A round submits tasks while fewer than MAX_ROUND_TASKS are acknowledged.
+    if (this.tasks.size >= MAX_ROUND_TASKS) {
+      await new Promise((res) => setTimeout(res, 100));
+      return;
+    }
     if (this.r.chance(0.3)) {
       // A task on an ephemeral agent made from a template.
       this.pendingEphemeral++;
