@@ -8,7 +8,11 @@
 # Every suite appends its figures as a JSON line to $AGENTORCH_FAULT_REPORT (default:
 # $TMPDIR/agentorch-fault-report-<time>.jsonl); docs/reliability.md quotes the last long run's.
 #
-#   scripts/fault-long.sh                 # everything (about an hour)
+# The defaults are 1,000 SIGKILL points and 1,011,200 fuzzed requests (gRPC, Connect JSON,
+# Connect proto, gRPC-Web): several hours on a busy 2-core machine, see docs/reliability.md for
+# the rates measured; set AGENTORCH_FAULT_KILLS / AGENTORCH_FAULT_FUZZ_RUNS lower for a shorter run.
+#
+#   scripts/fault-long.sh                 # everything
 #   scripts/fault-long.sh crash-restart   # one suite (any vitest file filter)
 #   AGENTORCH_FAULT_SEED=7 scripts/fault-long.sh bad-input
 set -euo pipefail
@@ -20,6 +24,6 @@ bash scripts/make-test-image.sh
 filters=()
 for f in "$@"; do filters+=("test/fault/${f%.test.ts}"); done
 [ "${#filters[@]}" -gt 0 ] || filters=(test/fault)
-echo "fault-long: seed ${AGENTORCH_FAULT_SEED:-20261121}; figures -> $AGENTORCH_FAULT_REPORT" >&2
+echo "fault-long: seed ${AGENTORCH_FAULT_SEED:-20261121}; figures (and progress lines) -> $AGENTORCH_FAULT_REPORT; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 npx vitest run --no-file-parallelism --reporter=default "${filters[@]}"
 echo "fault-long: figures in $AGENTORCH_FAULT_REPORT" >&2

@@ -68,6 +68,8 @@ const HALF_CLOSED_GRACE_MS = 5000;
 const DROP_LOG_INTERVAL_MS = 10_000;
 /** How long after an early gRPC answer its unread request stream is reset. */
 const UNREAD_BODY_RESET_MS = 1000;
+/** The longest it waits for that answer's END_STREAM to be sent before resetting anyway. */
+const UNREAD_BODY_RESET_MAX_MS = 30_000;
 
 /** Creates a listener for TCP (host/port) or a unix socket (socketPath); call listen() to start. */
 export function createListener(opts: ListenerOptions): Listener {
@@ -114,9 +116,20 @@ export function createListener(opts: ListenerOptions): Listener {
         // answered never gets reset at all; Node frees the stream when its body ends.
         stream.removeAllListeners("data");
         stream.on("data", () => undefined).resume();
-        setTimeout(() => {
-          if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-        }, UNREAD_BODY_RESET_MS).unref();
+        // Reset only once the status is out: "finish" means the response was handed over,
+        // not sent, and on a busy process (load 30, 48 streams in flight) the trailers were
+        // sometimes still queued a second later; the reset then dropped them and the client
+        // saw a stream reset without any status (3 in 25,600 fuzzed gRPC calls). localClose
+        // is set once our END_STREAM has been sent.
+        const resetWhenSent = (waitedMs: number) => {
+          if (stream.closed || stream.destroyed) return;
+          if (stream.state.localClose !== 1 && waitedMs < UNREAD_BODY_RESET_MAX_MS) {
+            setTimeout(() => resetWhenSent(waitedMs + UNREAD_BODY_RESET_MS), UNREAD_BODY_RESET_MS).unref();
+            return;
+          }
+          stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        };
+        setTimeout(() => resetWhenSent(UNREAD_BODY_RESET_MS), UNREAD_BODY_RESET_MS).unref();
       });
     }
     opts.handler(req, res);

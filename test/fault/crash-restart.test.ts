@@ -18,6 +18,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeDocker } from "../support/docker.js";
+import { ensureCompiled } from "./support/build.js";
 import { CrashWorkload } from "./support/crash-workload.js";
 import { assertEngineResponsive, type FaultEngine, faultEngine } from "./support/engine.js";
 import { faultConfig, reportFigures, rng } from "./support/fault-config.js";
@@ -40,8 +41,8 @@ const procs: ServiceProcess[] = [];
 let engine: FaultEngine;
 
 beforeAll(async () => {
-  engine = await faultEngine();
-}, 120_000);
+  [engine] = await Promise.all([faultEngine(), ensureCompiled()]);
+}, 180_000);
 
 afterAll(async () => {
   for (const p of procs) p.kill("SIGKILL");
@@ -52,7 +53,7 @@ afterAll(async () => {
 }, 120_000);
 
 async function startService(): Promise<{ proc: ServiceProcess; c: Clients }> {
-  const proc = spawnService({ dataDir, env, dockerHost: engine.dockerHost });
+  const proc = spawnService({ dataDir, env, dockerHost: engine.dockerHost, compiled: true });
   procs.push(proc);
   const info = await proc.started;
   instanceId ??= info.instanceId;
@@ -67,7 +68,7 @@ async function killHard(proc: ServiceProcess): Promise<void> {
 }
 
 /** Writes what a failure needs to be understood: both processes' logs and the engine's view. Returns the file. */
-async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: ServiceProcess): Promise<string> {
+async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: ServiceProcess, violations: string[]): Promise<string> {
   const file = path.join(tmpdir(), `agentorch-fault-crash-${process.pid}-kill${killPoint}.log`);
   const responsive = await assertEngineResponsive(engine.docker).then(
     () => "engine answers",
@@ -75,6 +76,7 @@ async function dumpEvidence(killPoint: number, current: ServiceProcess, killed: 
   );
   const containers = await engine.docker.listContainers({ all: true, filters: { label: [`agentorch.instance=${instanceId}`] } }).catch(() => []);
   const lines = [
+    ...violations.map((v) => `# violation: ${v}`),
     `# ${responsive}`,
     `# containers: ${JSON.stringify(containers.map((x) => ({ id: x.Id.slice(0, 12), agent: x.Labels["agentorch.agent-id"], state: x.State, status: x.Status })))}`,
     "# ---- the killed process",
@@ -99,23 +101,46 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
       let recoveryKills = 0;
       let adopted = 0;
       let reconciles = 0;
+      // Where the time goes, per phase (ms, summed over the run): the figures say what a kill costs.
+      const phaseMs = { workload: 0, recoveryKill: 0, restart: 0, verify: 0 };
+      const lap = (() => {
+        let t = Date.now();
+        return (phase: keyof typeof phaseMs) => {
+          const now = Date.now();
+          phaseMs[phase] += now - t;
+          t = now;
+        };
+      })();
 
+      const began = Date.now();
+      let reportedAt = 0;
       let { proc, c } = await startService();
+      lap("restart");
       while (killPoints < cfg.kills) {
         watches.agents.open(c);
         watches.tasks.open(c);
-        // Kill while the workload runs, at a random moment.
+        // Kill while the workload runs, at a random moment. One round in four (and the first)
+        // runs until a container start has been acknowledged (up to 30 s), then a little more:
+        // on a loaded machine a start takes 3-10 s, longer than most rounds, and starts and
+        // stops must be acknowledged too, not only in flight.
         const running = workload.run(c);
-        await sleep(r.int(150, 2500));
+        if (killPoints === 0 || r.chance(0.25)) {
+          const startsBefore = workload.figures.acknowledged.start;
+          for (let waited = 0; waited < 30_000 && workload.figures.acknowledged.start === startsBefore; waited += 100) await sleep(100);
+          await sleep(r.int(0, 1500));
+        } else {
+          await sleep(r.int(150, 2500));
+        }
         workload.markKill();
         await killHard(proc);
         await running;
         c.close();
         killPoints++;
+        lap("workload");
 
         // Sometimes kill it again while it recovers (opening the store, reconciling, adopting).
         if (killPoints < cfg.kills && r.chance(0.3)) {
-          const recovering = spawnService({ dataDir, env, dockerHost: engine.dockerHost });
+          const recovering = spawnService({ dataDir, env, dockerHost: engine.dockerHost, compiled: true });
           procs.push(recovering);
           await recovering.waitForLog((l) => l.msg === "store opened", 30_000).catch(() => undefined);
           await sleep(r.int(0, 400));
@@ -123,18 +148,38 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
           killPoints++;
           recoveryKills++;
         }
+        lap("recoveryKill");
 
         const previous = proc;
         ({ proc, c } = await startService());
+        lap("restart");
         adopted += countLogs(proc, "adopted working task");
         reconciles += countLogs(proc, "reconciled with the engine");
-        const violations = await workload.verify(c, docker, instanceId!, 60_000);
+        const violations = await workload.verify(c, docker, instanceId!, 120_000);
+        lap("verify");
         if (violations.length > 0 || workload.unexpected.length > 0) {
-          const dump = await dumpEvidence(killPoints, proc, previous);
-          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}; logs in ${dump}):\n  ${[...violations, ...workload.unexpected].join("\n  ")}`);
+          const found = [...violations, ...workload.unexpected];
+          const dump = await dumpEvidence(killPoints, proc, previous, found);
+          failures.push(`after kill point ${killPoints} (seed ${cfg.seed}; logs in ${dump}):\n  ${found.join("\n  ")}`);
+          // Said at once: a long run may be stopped before its end.
+          console.error(`[fault] crash-restart: ${failures[failures.length - 1]}`);
           workload.unexpected.length = 0;
         }
         if (failures.length >= 3) break;
+        // A long run says how far it has got (and at what pace), in the report too.
+        if (Math.floor(killPoints / 50) > reportedAt) {
+          reportedAt = Math.floor(killPoints / 50);
+          reportFigures("crash-restart-progress", {
+            seed: cfg.seed,
+            killPoints,
+            recoveryKills,
+            restarts: procs.length,
+            elapsedMs: Date.now() - began,
+            acknowledged: workload.figures.acknowledged,
+            violations: failures.length,
+            phaseMs: { ...phaseMs, ...workload.figures.verifyMs },
+          });
+        }
       }
 
       // Resumed watchers against a fresh replay of the whole log: no gap, no duplicate.
@@ -171,6 +216,8 @@ describeDocker("process killed at random points (SIGKILL), then restarted", () =
         messagesVerified: workload.figures.messagesVerified,
         watchEventsVerified: seenAgents.length + seenTasks.length,
         violations: failures.length,
+        phaseMs: { ...phaseMs, ...workload.figures.verifyMs },
+        durationMs: Object.values(phaseMs).reduce((a, b) => a + b, 0),
       });
       expect(failures).toEqual([]);
       expect(workload.figures.acknowledged.start, "the workload started containers").toBeGreaterThan(0);

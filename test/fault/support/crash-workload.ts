@@ -13,8 +13,8 @@ import type Dockerode from "dockerode";
 import { TEST_IMAGE } from "../../support/docker.js";
 import { rng } from "./fault-config.js";
 import { serverStream } from "../../support/grpc.js";
-import { attempt, type Clients, type Outcome, STATUS_NAME } from "./grpc.js";
-import { type AgentView, containersOf, containerViolations, listAgents, listTasks, settle, status, type TaskView, TERMINAL_TASK_STATES } from "./world.js";
+import { attempt, type Clients, type Outcome, STATUS_NAME, unary } from "./grpc.js";
+import { type AgentView, containersOf, containerViolations, listAgents, settle, status, type TaskView, TERMINAL_TASK_STATES } from "./world.js";
 
 type Op = "register" | "start" | "stop" | "submit" | "send";
 
@@ -47,18 +47,21 @@ export interface CrashFigures {
   inFlightAtKill: Record<Op, number>;
   tasksFinished: Record<string, number>;
   messagesVerified: number;
+  /** Time spent in verify(), by part (ms, summed). */
+  verifyMs: { settle: number; check: number; mailboxes: number };
 }
 
 const zero = (): Record<Op, number> => ({ register: 0, start: 0, stop: 0, submit: 0, send: 0 });
 const MAX_RUNNING_SVC = 5;
 const MAX_AGENTS = 500;
+const MAX_ROUND_TASKS = 6;
 
 export class CrashWorkload {
   readonly agents = new Map<string, AgentModel>();
   readonly tasks = new Map<string, TaskModel>();
   readonly messages: MessageModel[] = [];
   readonly unexpected: string[] = [];
-  readonly figures: CrashFigures = { acknowledged: zero(), inFlightAtKill: zero(), tasksFinished: {}, messagesVerified: 0 };
+  readonly figures: CrashFigures = { acknowledged: zero(), inFlightAtKill: zero(), tasksFinished: {}, messagesVerified: 0, verifyMs: { settle: 0, check: 0, mailboxes: 0 } };
   private pendingEphemeral = 0;
   private serial = 0;
   private killAt = Number.POSITIVE_INFINITY;
@@ -66,6 +69,10 @@ export class CrashWorkload {
   private readonly r: ReturnType<typeof rng>;
   /** Tasks already counted in the figures. */
   private readonly counted = new Set<string>();
+  /** Lists tasks from the last page the previous round saw, not the whole history. */
+  private readonly taskCursor = new TaskCursor();
+  /** Per receiver: every sequence up to this one has been verified (gap-free, the acknowledged ones present). */
+  private readonly mailboxVerified = new Map<string, number>();
 
   constructor(
     private readonly prefix: string,
@@ -111,8 +118,10 @@ export class CrashWorkload {
     const id = `${this.prefix}-${kind}-${this.serial++}`;
     const m: AgentModel = { id, kind, status: "absent", containerId: "", busy: true };
     this.agents.set(id, m);
-    // Short tasks finish while the service is down; long ones outlive the restart and are adopted.
-    const seconds = (this.r.chance(0.5) ? 0.2 + this.r.next() * 1.3 : 3 + this.r.next() * 3).toFixed(2);
+    // Short tasks finish while the service is down; long ones outlive the restart (the
+    // compiled build restarts in 1-3 s here) and are adopted. Every task must end before a
+    // round is verified, so the long ones are only as long as they need to be.
+    const seconds = (this.r.chance(0.5) ? 0.1 + this.r.next() * 0.9 : 2 + this.r.next() * 2).toFixed(2);
     const command = kind === "svc" ? ["sleep", "3600"] : ["sh", "-c", `sleep ${seconds}; echo done`];
     const out = await attempt(c.orch, "RegisterAgent", { agent: { agent_id: id, image: TEST_IMAGE, command } });
     this.settleCall(m, "register", out, () => {
@@ -146,10 +155,17 @@ export class CrashWorkload {
   }
 
   private async taskStep(c: Clients): Promise<void> {
+    // Every task must end before a round is verified; on a loaded machine (container starts of
+    // 5-10 s) an unbounded backlog made that wait the longest part of a round, and could outrun
+    // the settle limit. A round submits tasks while fewer than MAX_ROUND_TASKS are acknowledged.
+    if (this.tasks.size >= MAX_ROUND_TASKS) {
+      await new Promise((res) => setTimeout(res, 100));
+      return;
+    }
     if (this.r.chance(0.3)) {
       // A task on an ephemeral agent made from a template.
       this.pendingEphemeral++;
-      const seconds = (0.2 + this.r.next()).toFixed(2);
+      const seconds = (0.1 + this.r.next() * 0.8).toFixed(2);
       const out = await attempt<{ task: TaskView }>(c.life, "SubmitTask", {
         directive: { goal: "crash test (template)" },
         template: { image: TEST_IMAGE, command: ["sh", "-c", `sleep ${seconds}; echo done`] },
@@ -228,19 +244,30 @@ export class CrashWorkload {
    * adopts the observed state as the model for the next round.
    */
   async verify(c: Clients, docker: Dockerode, instanceId: string, settleMs: number): Promise<string[]> {
+    const t0 = Date.now();
     const settledViolations = await settle(async () => {
-      const [{ agents }, tasks, containers] = await Promise.all([listAgents(c), listTasks(c), containersOf(docker, instanceId)]);
+      const [{ agents }, tasks, containers] = await Promise.all([listAgents(c), this.taskCursor.list(c), containersOf(docker, instanceId)]);
       const out = containerViolations(agents, containers);
       for (const t of tasks) if (!TERMINAL_TASK_STATES.has(t.state)) out.push(`task ${t.task_id} is still ${t.state}`);
       for (const a of agents) {
         if (a.agent_id.startsWith("eph-")) out.push(`ephemeral agent ${a.agent_id} is still there (${a.status})`);
       }
       return out;
-    }, settleMs);
+    }, settleMs, 100);
+    const t1 = Date.now();
     const violations = [...settledViolations];
-    const [{ agents }, tasks] = await Promise.all([listAgents(c), listTasks(c)]);
-    violations.push(...this.checkAgents(agents), ...this.checkTasks(tasks), ...(await this.checkMailboxes(c)));
+    const [{ agents }, tasks] = await Promise.all([listAgents(c), this.taskCursor.list(c)]);
+    violations.push(...this.checkAgents(agents), ...this.checkTasks(tasks));
+    // Every task listed has ended (settled above), and an ended task never changes again:
+    // the next round lists from here on.
+    if (settledViolations.length === 0) this.taskCursor.advance();
+    const t2 = Date.now();
+    violations.push(...(await this.checkMailboxes(c)));
     this.adopt(agents, tasks);
+    const t3 = Date.now();
+    this.figures.verifyMs.settle += t1 - t0;
+    this.figures.verifyMs.check += t2 - t1;
+    this.figures.verifyMs.mailboxes += t3 - t2;
     return violations;
   }
 
@@ -313,17 +340,21 @@ export class CrashWorkload {
     const out: string[] = [];
     const byReceiver = new Map<string, MessageModel[]>();
     for (const m of this.messages) byReceiver.set(m.to, [...(byReceiver.get(m.to) ?? []), m]);
+    // Each mailbox is read from the last sequence an earlier round verified (nothing acknowledges
+    // or removes messages here, so what was verified stays), not from the start.
     for (const [to, expected] of byReceiver) {
       const maxSeq = Math.max(...expected.map((m) => m.sequence));
-      const got = await readMailbox(c, to, maxSeq);
+      const from = this.mailboxVerified.get(to) ?? 0;
+      const got = await readMailbox(c, to, from, maxSeq);
       const bySeq = new Map(got.map((m) => [m.sequence, m.messageId]));
       for (const m of expected) {
         if (bySeq.get(m.sequence) !== m.messageId) out.push(`message ${m.messageId} (seq ${m.sequence}) to ${to} is missing (found ${bySeq.get(m.sequence) ?? "nothing"})`);
         else this.figures.messagesVerified++;
       }
       got.forEach((m, i) => {
-        if (m.sequence !== i + 1) out.push(`mailbox ${to}: sequence ${m.sequence} at position ${i + 1} (a gap or a duplicate)`);
+        if (m.sequence !== from + i + 1) out.push(`mailbox ${to}: sequence ${m.sequence} at position ${from + i + 1} (a gap or a duplicate)`);
       });
+      if (got.length > 0) this.mailboxVerified.set(to, Math.max(from, got[got.length - 1]!.sequence));
     }
     // Verified once; later rounds check only what is new.
     this.messages.length = 0;
@@ -356,9 +387,9 @@ export class CrashWorkload {
   }
 }
 
-/** Reads a mailbox from the start until the message with sequence maxSeq (or 10 s). */
-async function readMailbox(c: Clients, agentId: string, maxSeq: number): Promise<{ sequence: number; messageId: string }[]> {
-  const stream = serverStream<{ message?: { sequence: string; message_id: string } | null }>(c.life, "StreamMessages", { agent_id: agentId, resume_after_sequence: "0" }, { deadlineMs: 15_000 });
+/** Reads a mailbox after sequence `after` until the message with sequence maxSeq (or 10 s). */
+async function readMailbox(c: Clients, agentId: string, after: number, maxSeq: number): Promise<{ sequence: number; messageId: string }[]> {
+  const stream = serverStream<{ message?: { sequence: string; message_id: string } | null }>(c.life, "StreamMessages", { agent_id: agentId, resume_after_sequence: String(after) }, { deadlineMs: 15_000 });
   const got: { sequence: number; messageId: string }[] = [];
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => done(), 10_000);
@@ -376,4 +407,35 @@ async function readMailbox(c: Clients, agentId: string, maxSeq: number): Promise
     stream.on("end", () => done());
   });
   return got;
+}
+
+/**
+ * ListTasks from where the previous round's listing ended, so a round costs what is new,
+ * not the whole history: tasks come in submission order, a round only starts once every
+ * listed task has ended, and an ended task never changes. It resumes from the page token
+ * that fetched the last page it saw (that page is read again, at most 1,000 tasks).
+ */
+class TaskCursor {
+  private from = "";
+  private lastPageToken = "";
+
+  async list(c: Clients): Promise<TaskView[]> {
+    const items: TaskView[] = [];
+    let token = this.from;
+    for (;;) {
+      const res = await unary<{ tasks?: TaskView[]; next_page_token?: string }>(c.life, "ListTasks", { page_size: 1000, page_token: token });
+      items.push(...(res.tasks ?? []));
+      const next = String(res.next_page_token ?? "");
+      if (next === "") {
+        this.lastPageToken = token;
+        return items;
+      }
+      token = next;
+    }
+  }
+
+  /** The next list() starts at the last page the latest list() read. */
+  advance(): void {
+    this.from = this.lastPageToken;
+  }
 }

@@ -14,7 +14,7 @@ export interface FaultConfig {
   seed: number;
   /** Crash suite: SIGKILL points. */
   kills: number;
-  /** Fuzz suite: inputs per RPC and transport family. */
+  /** Fuzz suite: inputs per RPC and transport (gRPC, Connect JSON, Connect proto, gRPC-Web). */
   fuzzRuns: number;
   /** Load suite: concurrent clients and how long they run. */
   loadClients: number;
@@ -45,8 +45,9 @@ export function faultConfig(): FaultConfig {
   return {
     long,
     seed: int("AGENTORCH_FAULT_SEED", 20261121),
-    kills: int("AGENTORCH_FAULT_KILLS", long ? 150 : 12),
-    fuzzRuns: int("AGENTORCH_FAULT_FUZZ_RUNS", long ? 500 : 20),
+    kills: int("AGENTORCH_FAULT_KILLS", long ? 1000 : 12),
+    // 32 RPCs x 4 transports x 7,900 = 1,011,200 requests in the long run; 2,560 in CI.
+    fuzzRuns: int("AGENTORCH_FAULT_FUZZ_RUNS", long ? 7900 : 20),
     loadClients: int("AGENTORCH_FAULT_LOAD_CLIENTS", 64),
     loadSeconds: int("AGENTORCH_FAULT_LOAD_SECONDS", long ? 600 : 20),
     deathRounds: int("AGENTORCH_FAULT_DEATH_ROUNDS", long ? 20 : 1),

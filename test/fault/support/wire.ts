@@ -199,6 +199,8 @@ function decodeGrpcMessage(v: string): string {
 
 export interface HttpRequest {
   method: "GET" | "POST" | "PUT";
+  /** The keep-alive agent to use (default: one shared agent of 4 sockets). */
+  agent?: http.Agent;
   /** Path and query. */
   path: string;
   body?: Uint8Array;
@@ -222,13 +224,19 @@ export function http1(baseUrl: string, req: HttpRequest): Promise<WireOutcome & 
     const headers: Record<string, string | number> = { ...req.headers };
     if (req.contentType !== undefined) headers["content-type"] = req.contentType;
     if (req.body !== undefined) headers["content-length"] = req.body.byteLength;
-    const r = http.request(`${baseUrl}${req.path}`, { method: req.method, headers, agent: keepAlive }, (res) => {
+    const r = http.request(`${baseUrl}${req.path}`, { method: req.method, headers, agent: req.agent ?? keepAlive }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
         const body = Buffer.concat(chunks);
         const contentType = String(res.headers["content-type"] ?? "");
         const grpcStatus = res.trailers["grpc-status"] ?? res.headers["grpc-status"];
+        if (contentType.startsWith("application/grpc-web") && grpcStatus === undefined && (res.statusCode ?? 0) === 200) {
+          // gRPC-Web: the status is in a trailer frame at the end of the body (base64 for -text).
+          const frames = contentType.startsWith("application/grpc-web-text") ? Buffer.from(body.toString("latin1"), "base64") : body;
+          done({ ...grpcWebOutcome(200, frames), body, contentType });
+          return;
+        }
         if (contentType.startsWith("application/grpc") && grpcStatus !== undefined) {
           // gRPC(-Web) over HTTP/1.1: the status is in the headers or the (chunked) trailers.
           const message = decodeGrpcMessage(String(res.trailers["grpc-message"] ?? res.headers["grpc-message"] ?? ""));
