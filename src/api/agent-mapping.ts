@@ -58,7 +58,8 @@ export function agentConfigToProto(c: AgentConfig): AgentConfigProto {
     name: c.name,
     image: c.image,
     command: [...c.command],
-    env: { ...c.env },
+    // env is write-only: readers get the names, never a value (not even a hash: a short secret's hash can be guessed offline).
+    envNames: [...c.envNames],
     policy: policyToProto(c.policy),
     resources: {
       memoryBytes: BigInt(c.resources.memoryBytes),

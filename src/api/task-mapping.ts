@@ -85,7 +85,8 @@ export function taskTemplateToProto(t: TaskTemplate): TaskTemplateProto {
   return create(TaskTemplateSchema, {
     image: t.image,
     command: [...t.command],
-    env: { ...t.env },
+    // Write-only, as an agent's env: names only.
+    envNames: [...t.envNames],
     policy: policyToProto(t.policy),
     resources: resourcesToProto(t.resources),
   });

@@ -107,7 +107,7 @@ export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
   checkString(name, "name", LIMITS.nameLength);
   const image = validateImage(input.image);
   const command = validateCommand(input.command);
-  const env = validateEnv(input.env);
+  const envNames = Object.keys(validateEnv(input.env)).sort();
   if (input.policy === "unknown") throw invalidArgument("policy is not a known SandboxPolicy", { field: "policy" });
   const policy: SandboxPolicy = input.policy ?? "container";
 
@@ -146,7 +146,7 @@ export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
     name,
     image,
     command,
-    env,
+    envNames,
     policy,
     resources: { memoryBytes, cpus, pidsLimit, maxOutputBytes },
     lifecycle: { maxIdleMs, maxLifetimeMs, restartOnCrash: l.restartOnCrash ?? false, maxRestarts },

@@ -12,7 +12,7 @@
  * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
 import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
-import { type AgentConfigInput, imageAllowed, validateAgentConfig } from "./agent-config.js";
+import { type AgentConfigInput, imageAllowed, validateAgentConfig, validateEnv } from "./agent-config.js";
 import { containerSpecFor } from "./agent-container-spec.js";
 import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
@@ -111,6 +111,7 @@ export class AgentService {
 
   private async insertAgent(input: AgentConfigInput, ephemeral: boolean): Promise<Agent> {
     const config = validateAgentConfig(input);
+    const env = validateEnv(input.env);
     this.checkImage(config.image);
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
     const workspacePath = await this.workspaces.create(config.agentId);
@@ -127,7 +128,7 @@ export class AgentService {
       crashRestarts: 0,
       tokenHash: "",
       ephemeral,
-    });
+    }, env);
   }
 
   /** The agent, or NOT_FOUND (INVALID_ARGUMENT for a malformed id). */
@@ -181,7 +182,8 @@ export class AgentService {
     const { token, hash } = newToken();
     let started: { containerId: string; startedAt: number };
     try {
-      started = await this.backend.spawn(containerSpecFor(starting, token, this.config, options), signal);
+      const env = this.registry.store.agentEnv(agentId);
+      started = await this.backend.spawn(containerSpecFor(starting, env, token, this.config, options), signal);
     } catch (err) {
       this.registry.setStatus(this.registry.get(agentId), previous, `start failed: ${errorMessage(err)}`);
       throw err;

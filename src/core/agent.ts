@@ -67,7 +67,12 @@ export interface AgentConfig {
   name: string;
   image: string;
   command: string[];
-  env: Record<string, string>;
+  /**
+   * The names of the environment variables set, sorted. Their values are write-only: the
+   * store keeps them apart from the agent (Store.agentEnv), so no reader, event or log line
+   * that carries an Agent can carry a value.
+   */
+  envNames: string[];
   policy: SandboxPolicy;
   resources: Resources;
   lifecycle: LifecycleLimits;

@@ -26,7 +26,7 @@ function fullConfig(): AgentConfig {
     name: "Agent One",
     image: "agentorch/busybox:test",
     command: ["sh", "-c", "echo hi"],
-    env: { FOO: "bar", EMPTY: "" },
+    envNames: ["EMPTY", "FOO"],
     policy: "container_direct",
     resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
     lifecycle: { maxIdleMs: 90_500, maxLifetimeMs: 7_200_000, restartOnCrash: true, maxRestarts: 5 },
@@ -116,7 +116,10 @@ describe("config round trip", () => {
   it("gives back every field: domain -> proto -> wire -> input -> validated domain", () => {
     const c = fullConfig();
     const wire = fromBinary(AgentConfigSchema, toBinary(AgentConfigSchema, agentConfigToProto(c)));
-    expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual(c);
+    // env is write-only: the names come back in env_names, the map stays empty, so nothing is set again.
+    expect(wire.env).toEqual({});
+    expect(wire.envNames).toEqual(["EMPTY", "FOO"]);
+    expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual({ ...c, envNames: [] });
   });
 
   it("keeps 'no idle limit' (0) distinct from the default after a round trip", () => {
@@ -156,7 +159,7 @@ describe("config round trip", () => {
             lifecycle: { ...base.lifecycle, maxIdleMs, maxLifetimeMs, maxRestarts },
           };
           const wire = fromBinary(AgentConfigSchema, toBinary(AgentConfigSchema, agentConfigToProto(c)));
-          expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual(c);
+          expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual({ ...c, envNames: [] });
         },
       ),
     );

@@ -82,7 +82,7 @@ export function validateTemplate(input: TaskTemplateInput | undefined): TaskTemp
   const image = validateImage(input.image, "template.image");
   const command = validateCommand(input.command, "template.command");
   // validateEnv refuses reserved names (LD_PRELOAD, proxies, AGENTORCH_*…).
-  const env = validateEnv(input.env, "template.env");
+  const envNames = Object.keys(validateEnv(input.env, "template.env")).sort();
   if (input.policy === "unknown") throw invalidArgument("template.policy is not a known SandboxPolicy", { field: "template.policy" });
   const policy: SandboxPolicy = input.policy ?? "container";
   let resources;
@@ -94,7 +94,7 @@ export function validateTemplate(input: TaskTemplateInput | undefined): TaskTemp
     const field = err.details.field === undefined ? "template" : `template.${err.details.field}`;
     throw new AgentorchError("invalid_argument", `template.${err.message}`, { field });
   }
-  return { image, command, env, policy, resources };
+  return { image, command, envNames, policy, resources };
 }
 
 /**

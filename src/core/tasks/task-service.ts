@@ -224,7 +224,9 @@ export class TaskService {
     assertRetryable(previous);
     const constraints = buildRetryConstraints(previous, validateGaps(gaps));
     const directive: Directive = { ...previous.directive, constraints };
-    const target = previous.ephemeral ? { template: previous.template } : { agentId: previous.agentId };
+    // The template's env values are not on the task (they are write-only): its stored ones.
+    const template = previous.template && { ...previous.template, env: this.deps.tasks.taskEnv(previous.taskId) };
+    const target = previous.ephemeral ? { template } : { agentId: previous.agentId };
     return this.submitValidated(
       directive,
       { directive, priority: previous.priority, timeoutMs: previous.requestedTimeoutMs ?? 0, ...target },
@@ -257,16 +259,18 @@ export class TaskService {
     const taskId = newTaskId();
     let agent: Agent;
     let template: TaskTemplate | undefined;
+    let env: Record<string, string> = {};
     if (hasAgent) {
       agent = agents.availableForTask(input.agentId!);
     } else {
       template = validateTemplate(input.template);
+      env = input.template?.env ?? {};
       agent = await agents.registerEphemeral({
         agentId: `eph-${taskId.slice("task-".length)}`,
         name: `ephemeral agent of ${taskId}`,
         image: template.image,
         command: template.command,
-        env: template.env,
+        env,
         policy: template.policy,
         resources: template.resources,
         lifecycle: { maxIdleMs: 0 },
@@ -291,7 +295,7 @@ export class TaskService {
       seq: this.deps.tasks.nextSeq(),
       ...(input.traceparent ? { traceparent: input.traceparent } : {}),
     };
-    this.deps.bus.publish(this.deps.tasks.insertTask(task));
+    this.deps.bus.publish(this.deps.tasks.insertTask(task, env));
     agents.reserveForTask(agent.config.agentId, taskId);
     this.logger.info({ taskId, agentId: task.agentId, priority: task.priority, attempt: task.attempt }, "task submitted");
     this.scheduler.enqueue(taskId, task.priority, task.seq);
