@@ -2,6 +2,7 @@
  * Validation of an agent configuration as a client sends it. Everything that is wrong
  * is INVALID_ARGUMENT naming the field; nothing is silently dropped or truncated.
  */
+import { posix } from "node:path";
 import { type AgentConfig, DEFAULTS, type SandboxPolicy } from "./agent.js";
 import { invalidArgument } from "./errors.js";
 
@@ -52,6 +53,20 @@ export const LIMITS = {
   maxRestarts: 1000,
 } as const;
 
+/** What the admin allows beyond the fixed limits (see AgentServiceConfig). */
+export interface AgentRules {
+  /** Normalised workspace mount points must equal one of these or lie under one (AGENTORCH_WORKSPACE_MOUNT_PREFIXES). */
+  mountPrefixes: readonly string[];
+}
+
+/** Where a workspace may be mounted unless the admin says otherwise: directories no image relies on for itself. */
+export const DEFAULT_MOUNT_PREFIXES: readonly string[] = ["/workspace", "/home", "/data", "/mnt", "/srv", "/opt"];
+
+export const DEFAULT_AGENT_RULES: AgentRules = { mountPrefixes: DEFAULT_MOUNT_PREFIXES };
+
+/** Directories a workspace may never cover, whatever the admin allows. */
+export const SYSTEM_DIRECTORIES: readonly string[] = ["/run/agentorch", "/tmp", "/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/usr", "/lib", "/lib64", "/var", "/boot", "/root", "/run"];
+
 const ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_ENV = new Set(["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"]);
@@ -100,8 +115,33 @@ export function validateImage(image: string, field = "image"): string {
   return image;
 }
 
+/** True when path is prefix or lies under it (compared on a path boundary). */
+export function isUnderPath(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`);
+}
+
+/**
+ * The workspace mount point, normalised (posix: "//etc" and "/workspace/../etc" are "/etc"),
+ * then checked against the allowed prefixes. Everything else is INVALID_ARGUMENT naming them:
+ * Docker would otherwise mount over system directories or fail on files (/.dockerenv).
+ */
+export function validateMountPoint(value: string, prefixes: readonly string[], field = "workspace.mount_point"): string {
+  checkString(value, field, LIMITS.mountPointLength);
+  const allowed = `allowed: ${prefixes.join(", ")} and paths under them (AGENTORCH_WORKSPACE_MOUNT_PREFIXES)`;
+  if (!value.startsWith("/") || /[:,\s]/.test(value)) {
+    throw invalidArgument(`${field} must be an absolute path without ':', ',' or spaces (got ${JSON.stringify(value)}); ${allowed}`, { field });
+  }
+  let normal = posix.normalize(value);
+  if (normal.length > 1 && normal.endsWith("/")) normal = normal.slice(0, -1);
+  const system = SYSTEM_DIRECTORIES.some((p) => isUnderPath(normal, p));
+  if (normal === "/" || system || !prefixes.some((p) => isUnderPath(normal, p))) {
+    throw invalidArgument(`${field} ${JSON.stringify(value)} (normalised ${normal}) is not an allowed place for the workspace; ${allowed}`, { field });
+  }
+  return normal;
+}
+
 /** Validates input and fills in defaults. */
-export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
+export function validateAgentConfig(input: AgentConfigInput, rules: AgentRules = DEFAULT_AGENT_RULES): AgentConfig {
   const agentId = validateAgentId(input.agentId);
   const name = input.name === undefined || input.name === "" ? agentId : input.name;
   checkString(name, "name", LIMITS.nameLength);
@@ -132,14 +172,7 @@ export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
   checkRange(maxRestarts, "lifecycle.max_restarts", 0, LIMITS.maxRestarts);
 
   const w = input.workspace ?? {};
-  const mountPoint = w.mountPoint === undefined || w.mountPoint === "" ? DEFAULTS.mountPoint : w.mountPoint;
-  checkString(mountPoint, "workspace.mount_point", LIMITS.mountPointLength);
-  if (!mountPoint.startsWith("/") || mountPoint.split("/").some((s) => s === ".." || s === ".") || mountPoint === "/" || /[:,\s]/.test(mountPoint)) {
-    throw invalidArgument("workspace.mount_point must be an absolute path without '..', ':', ',' or spaces, and not /", { field: "workspace.mount_point" });
-  }
-  if (["/run/agentorch", "/tmp", "/proc", "/sys", "/dev", "/etc", "/bin", "/usr", "/lib"].some((p) => mountPoint === p || mountPoint.startsWith(`${p}/`))) {
-    throw invalidArgument(`workspace.mount_point may not be under a system directory (got ${mountPoint})`, { field: "workspace.mount_point" });
-  }
+  const mountPoint = validateMountPoint(w.mountPoint === undefined || w.mountPoint === "" ? DEFAULTS.mountPoint : w.mountPoint, rules.mountPrefixes);
 
   return {
     agentId,

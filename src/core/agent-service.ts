@@ -12,7 +12,7 @@
  * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
 import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
-import { type AgentConfigInput, imageAllowed, validateAgentConfig, validateEnv } from "./agent-config.js";
+import { type AgentConfigInput, DEFAULT_MOUNT_PREFIXES, imageAllowed, validateAgentConfig, validateEnv } from "./agent-config.js";
 import { containerSpecFor } from "./agent-container-spec.js";
 import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
@@ -33,6 +33,8 @@ export interface AgentServiceConfig {
   maxRunning: number;
   /** Image prefixes allowed; empty allows every image on the engine. */
   imageAllowlist: string[];
+  /** Where workspaces may be mounted (normalised mount points under one of these); default DEFAULT_MOUNT_PREFIXES. */
+  mountPrefixes?: readonly string[];
   /** How often idle/lifetime limits are enforced; 0 disables the timer. */
   enforceIntervalMs: number;
   /** Host directory mounted read-only at /run/agentorch in every container. */
@@ -110,7 +112,7 @@ export class AgentService {
   }
 
   private async insertAgent(input: AgentConfigInput, ephemeral: boolean): Promise<Agent> {
-    const config = validateAgentConfig(input);
+    const config = validateAgentConfig(input, { mountPrefixes: this.config.mountPrefixes ?? DEFAULT_MOUNT_PREFIXES });
     const env = validateEnv(input.env);
     this.checkImage(config.image);
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });

@@ -133,6 +133,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       instanceId,
       maxRunning: config.maxRunning,
       imageAllowlist: config.imageAllowlist,
+      mountPrefixes: config.workspaceMountPrefixes,
       enforceIntervalMs: config.enforceIntervalMs,
       watch: config.watch,
       socketDir: path.dirname(agentSocketPath(dataDir)),

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { DEFAULT_MOUNT_PREFIXES, SYSTEM_DIRECTORIES, isUnderPath } from "../core/agent-config.js";
 import { ROLES } from "../core/auth.js";
 import type { OperatorToken, Role } from "../core/auth.js";
 
@@ -29,6 +30,8 @@ export interface Config {
   dockerHost: string;
   /** Image name prefixes that may be used; empty allows every image the engine has. */
   imageAllowlist: string[];
+  /** Where agents' workspaces may be mounted in their containers: these paths and those under them. */
+  workspaceMountPrefixes: string[];
   maxRunning: number;
   enforceIntervalMs: number;
   /** The non-root uid[:gid] containers run as. */
@@ -105,6 +108,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== ""),
+    workspaceMountPrefixes: parseMountPrefixes(nonEmpty(env.AGENTORCH_WORKSPACE_MOUNT_PREFIXES)),
     maxRunning: parseInteger(env, "AGENTORCH_MAX_RUNNING", 100, 1, 1_000_000),
     enforceIntervalMs: parseInteger(env, "AGENTORCH_ENFORCE_INTERVAL_MS", 5000, 10, 24 * 3600 * 1000),
     containerUser: parseContainerUser(nonEmpty(env.AGENTORCH_CONTAINER_USER) ?? "65534:65534"),
@@ -193,6 +197,24 @@ function parseBytes(env: Record<string, string | undefined>, name: string, dflt:
     throw new ConfigError(name, `${name} must be a size from ${min} to ${max} bytes, e.g. 4194304 or 4MiB (got "${text}")`);
   }
   return value;
+}
+
+/** AGENTORCH_WORKSPACE_MOUNT_PREFIXES: absolute, normalised paths, none of them / or a system directory. */
+function parseMountPrefixes(text: string | undefined): string[] {
+  if (text === undefined) return [...DEFAULT_MOUNT_PREFIXES];
+  const name = "AGENTORCH_WORKSPACE_MOUNT_PREFIXES";
+  const out = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (out.length === 0) throw new ConfigError(name, `${name} must list at least one absolute path, e.g. /workspace,/data (got "${text}")`);
+  for (const p of out) {
+    const normal = path.posix.normalize(p);
+    if (!p.startsWith("/") || normal !== p || p === "/" || p.endsWith("/") || /[:\s]/.test(p)) {
+      throw new ConfigError(name, `${name}: "${p}" must be an absolute, normalised path other than /, without ':' or spaces, e.g. /workspace`);
+    }
+    if (SYSTEM_DIRECTORIES.some((s) => isUnderPath(p, s) || isUnderPath(s, p))) {
+      throw new ConfigError(name, `${name}: "${p}" is or holds a system directory (${SYSTEM_DIRECTORIES.join(", ")})`);
+    }
+  }
+  return out;
 }
 
 function parseDockerHost(text: string): string {

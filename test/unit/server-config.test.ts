@@ -12,6 +12,7 @@ describe("loadConfig", () => {
       dataDir: "./.agentorch-data",
       dockerHost: "unix:///var/run/docker.sock",
       imageAllowlist: [],
+      workspaceMountPrefixes: ["/workspace", "/home", "/data", "/mnt", "/srv", "/opt"],
       maxRunning: 100,
       enforceIntervalMs: 5000,
       containerUser: "65534:65534",
@@ -40,6 +41,7 @@ describe("loadConfig", () => {
       DOCKER_HOST: "tcp://10.0.0.5:2375",
       AGENTORCH_IMAGE_ALLOWLIST: " agentorch/ , registry.local/team ,, ",
       AGENTORCH_MAX_RUNNING: "7",
+      AGENTORCH_WORKSPACE_MOUNT_PREFIXES: " /agent , /data/x ",
       AGENTORCH_ENFORCE_INTERVAL_MS: "250",
       AGENTORCH_CONTAINER_USER: "1000:1000",
       AGENTORCH_MAX_REQUEST_BYTES: "1MiB",
@@ -61,6 +63,7 @@ describe("loadConfig", () => {
       dataDir: "/var/lib/agentorch",
       dockerHost: "tcp://10.0.0.5:2375",
       imageAllowlist: ["agentorch/", "registry.local/team"],
+      workspaceMountPrefixes: ["/agent", "/data/x"],
       maxRunning: 7,
       enforceIntervalMs: 250,
       containerUser: "1000:1000",
@@ -74,6 +77,14 @@ describe("loadConfig", () => {
       metricsListen: { host: "127.0.0.1", port: 9464 },
       operatorTokens: [],
     });
+  });
+
+  it("refuses workspace mount prefixes that are not absolute, normalised, or that are or hold system directories", () => {
+    for (const bad of ["relative", "//data", "/data/../etc", "/", "/data/", "/etc", "/usr/local", "/run", "/a b", ","]) {
+      const load = () => loadConfig({ AGENTORCH_WORKSPACE_MOUNT_PREFIXES: bad });
+      expect(load, bad).toThrow(ConfigError);
+      expect(load, bad).toThrow(/AGENTORCH_WORKSPACE_MOUNT_PREFIXES/);
+    }
   });
 
   it("lets --listen and --data-dir override the variables", () => {

@@ -105,7 +105,9 @@ export const LifecycleLimitsSchema: GenMessage<LifecycleLimits> = /*@__PURE__*/
  */
 export type WorkspaceConfig = Message<"agentorch.v1.WorkspaceConfig"> & {
   /**
-   * Optional, fixed after registration. Absolute path inside the container. Default /workspace.
+   * Optional, fixed after registration. Absolute path inside the container. Default /workspace. Normalised (posix), then it
+   * must be one of the admin's allowed prefixes or under one (default /workspace, /home, /data, /mnt, /srv, /opt); the
+   * normalised path is stored. Anything else is INVALID_ARGUMENT naming the allowed prefixes.
    *
    * @generated from field: string mount_point = 1;
    */
