@@ -41,10 +41,12 @@ export function assertTaskCanReserve(agent: Agent): void {
 
 export interface Resources {
   memoryBytes: number;
-  /** CPU cores; 0 = no limit. */
+  /** CPU cores; validated configs always have one (the admin's default_agent_cpus when none was asked); 0 only in agents stored before. */
   cpus: number;
   pidsLimit: number;
   maxOutputBytes: number;
+  /** Workspace size the agent asked for, in bytes; absent: the admin's max_agent_disk_bytes applies (enforced with the workspace quota). */
+  diskBytes?: number;
 }
 
 export interface LifecycleLimits {

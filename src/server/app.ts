@@ -134,6 +134,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       maxRunning: config.maxRunning,
       imageAllowlist: config.imageAllowlist,
       mountPrefixes: config.workspaceMountPrefixes,
+      networkAllowlist: config.networkAllowlist,
+      ceilings: config.agentCeilings,
       enforceIntervalMs: config.enforceIntervalMs,
       watch: config.watch,
       socketDir: path.dirname(agentSocketPath(dataDir)),
@@ -157,6 +159,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     clock,
     logger,
     bus,
+    // The variables give the ceilings' starting values; UpdateLifecycleConfig's stored ones win.
+    defaults: config.agentCeilings,
     reapIntervalMs: config.reapIntervalMs,
     watch: config.watch,
   });

@@ -14,7 +14,8 @@ import { agentConfigFromProto, agentConfigToProto, agentToProto } from "../../sr
 import { agentStatusFromProto } from "../../src/api/enums.js";
 import { durationToMs, int64ToNumber } from "../../src/api/proto-scalars.js";
 import type { Agent, AgentConfig } from "../../src/core/agent.js";
-import { LIMITS, validateAgentConfig } from "../../src/core/agent-config.js";
+import { DEFAULT_AGENT_CEILINGS } from "../../src/core/agent-ceilings.js";
+import { DEFAULT_AGENT_RULES, LIMITS, validateAgentConfig } from "../../src/core/agent-config.js";
 import { thrown } from "../support/errors.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -159,7 +160,9 @@ describe("config round trip", () => {
             lifecycle: { ...base.lifecycle, maxIdleMs, maxLifetimeMs, maxRestarts },
           };
           const wire = fromBinary(AgentConfigSchema, toBinary(AgentConfigSchema, agentConfigToProto(c)));
-          expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual({ ...c, envNames: [] });
+          // Ceilings as high as the fixed limits: this is about the mapping, not the admin's ceilings.
+          const rules = { ...DEFAULT_AGENT_RULES, ceilings: { ...DEFAULT_AGENT_CEILINGS, maxAgentMemoryBytes: LIMITS.maxMemoryBytes, maxAgentPids: LIMITS.maxPids } };
+          expect(validateAgentConfig(agentConfigFromProto(wire), rules)).toEqual({ ...c, envNames: [] });
         },
       ),
     );

@@ -107,7 +107,7 @@ describe("validateTemplate", () => {
       command: [],
       envNames: [],
       policy: "container",
-      resources: { memoryBytes: DEFAULTS.memoryBytes, cpus: 0, pidsLimit: DEFAULTS.pidsLimit, maxOutputBytes: DEFAULTS.maxOutputBytes },
+      resources: { memoryBytes: DEFAULTS.memoryBytes, cpus: 1, pidsLimit: DEFAULTS.pidsLimit, maxOutputBytes: DEFAULTS.maxOutputBytes },
     });
   });
 

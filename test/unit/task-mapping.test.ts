@@ -199,7 +199,7 @@ describe("submitTaskInputFromProto", () => {
       command: ["sh"],
       env: { A: "1" },
       policy: "container",
-      resources: { memoryBytes: 1 << 30, cpus: 1, pidsLimit: 10, maxOutputBytes: 0 },
+      resources: { memoryBytes: 1 << 30, cpus: 1, pidsLimit: 10, maxOutputBytes: 0, diskBytes: 0 },
     });
   });
 
@@ -260,10 +260,21 @@ describe("templates", () => {
 
 describe("lifecycle config", () => {
   const current: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
-  const all = ["max_execution_time", "max_concurrent_tasks", "zombie_timeout", "max_queued_tasks"];
+  const all = ["max_execution_time", "max_concurrent_tasks", "zombie_timeout", "max_queued_tasks", "max_agent_memory_bytes", "max_agent_cpus", "max_agent_pids", "max_agent_output_bytes", "max_agent_disk_bytes", "default_agent_cpus"];
 
   it("round-trips through the proto with every path masked", () => {
-    const c: LifecycleConfig = { maxExecutionTimeMs: 1_500, maxConcurrentTasks: 3, zombieTimeoutMs: 86_400_000, maxQueuedTasks: 7 };
+    const c: LifecycleConfig = {
+      maxExecutionTimeMs: 1_500,
+      maxConcurrentTasks: 3,
+      zombieTimeoutMs: 86_400_000,
+      maxQueuedTasks: 7,
+      maxAgentMemoryBytes: 3 * 1024 ** 3,
+      maxAgentCpus: 2.5,
+      maxAgentPids: 99,
+      maxAgentOutputBytes: 4096,
+      maxAgentDiskBytes: 5 * 1024 ** 2,
+      defaultAgentCpus: 0.5,
+    };
     const wire = fromBinary(LifecycleConfigSchema, toBinary(LifecycleConfigSchema, lifecycleConfigToProto(c)));
     expect(durationMs(wire.maxExecutionTime!)).toBe(1_500);
     expect(lifecycleConfigPatchFromProto(wire, all, current)).toEqual(c);
