@@ -83,7 +83,6 @@ export class RawDocker {
       image: config.image,
       command: config.command,
       env: {
-        ...config.env,
         AGENTORCH_AGENT_ID: agentId,
         AGENTORCH_TOKEN: randomBytes(32).toString("base64url"),
         AGENTORCH_SOCKET: `${SOCKET_MOUNT_POINT}/agentorch.sock`,

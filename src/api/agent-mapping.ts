@@ -35,6 +35,7 @@ export function agentConfigFromProto(config: AgentConfigProto | undefined): Agen
       cpus: r.cpus,
       pidsLimit: int64ToNumber(r.pidsLimit, "resources.pids_limit"),
       maxOutputBytes: int64ToNumber(r.maxOutputBytes, "resources.max_output_bytes"),
+      diskBytes: int64ToNumber(r.diskBytes, "resources.disk_bytes"),
     };
   }
   const l = config.lifecycle;
@@ -58,13 +59,15 @@ export function agentConfigToProto(c: AgentConfig): AgentConfigProto {
     name: c.name,
     image: c.image,
     command: [...c.command],
-    env: { ...c.env },
+    // env is write-only: readers get the names, never a value (not even a hash: a short secret's hash can be guessed offline).
+    envNames: [...c.envNames],
     policy: policyToProto(c.policy),
     resources: {
       memoryBytes: BigInt(c.resources.memoryBytes),
       cpus: c.resources.cpus,
       pidsLimit: BigInt(c.resources.pidsLimit),
       maxOutputBytes: BigInt(c.resources.maxOutputBytes),
+      diskBytes: BigInt(c.resources.diskBytes ?? 0),
     },
     // Both durations are always set: an unset max_idle would read as "the default", not "no limit".
     lifecycle: {

@@ -13,6 +13,7 @@ import type { TaskService } from "../core/tasks/task-service.js";
 import { isTerminal } from "../core/tasks/task.js";
 import { eventTypeToProto, taskStateFromProto } from "./enums.js";
 import { int64ToNumber } from "./proto-scalars.js";
+import { requesterOf } from "./requester.js";
 import { withErrors } from "./errors.js";
 import { isBinaryCall, SharedResponses } from "./shared-response.js";
 import { streamCutOff } from "./interceptors.js";
@@ -59,7 +60,7 @@ export function createLifecycleService(deps: LifecycleServiceDeps): Partial<Life
   const impl: Omit<LifecycleImpl, (typeof A2A_METHODS)[number]> = {
     async submitTask(req, ctx) {
       const traceparent = traceOfHeaders(ctx.requestHeader)?.traceparent;
-      return { task: taskToProto(await tasks.submit({ ...submitTaskInputFromProto(req), traceparent })) };
+      return { task: taskToProto(await tasks.submit({ ...submitTaskInputFromProto(req), traceparent, requester: requesterOf(ctx) })) };
     },
     getTask(req) {
       return { task: taskToProto(tasks.get(req.taskId)) };
@@ -76,8 +77,8 @@ export function createLifecycleService(deps: LifecycleServiceDeps): Partial<Life
     async cancelTask(req) {
       return { task: taskToProto(await tasks.cancel(req.taskId)) };
     },
-    async retryTask(req) {
-      return { task: taskToProto(await tasks.retry(req.taskId, [...req.gaps])) };
+    async retryTask(req, ctx) {
+      return { task: taskToProto(await tasks.retry(req.taskId, [...req.gaps], requesterOf(ctx))) };
     },
     async *watchTask(req, ctx) {
       // Unknown or malformed id: an error before any message.

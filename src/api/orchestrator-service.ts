@@ -13,6 +13,7 @@ import { invalidArgument } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import type { WatchItem } from "../core/watch.js";
 import { agentConfigFromProto, agentToProto } from "./agent-mapping.js";
+import { requesterOf } from "./requester.js";
 import { agentStatusFromProto, eventTypeToProto } from "./enums.js";
 import { int64ToNumber } from "./proto-scalars.js";
 import { withErrors } from "./errors.js";
@@ -33,7 +34,7 @@ export function createOrchestratorService(deps: {
   const { agents } = deps;
   const impl: ServiceImpl<typeof AgentOrchestratorService> = {
     async registerAgent(req, ctx) {
-      const agent = await agents.register(agentConfigFromProto(req.agent), ctx.signal);
+      const agent = await agents.register(agentConfigFromProto(req.agent), ctx.signal, requesterOf(ctx));
       return { agent: agentToProto(agent) };
     },
     getAgent(req) {

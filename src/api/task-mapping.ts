@@ -35,6 +35,7 @@ export function resourcesFromProto(r: ResourcesProto, prefix = "resources"): Non
     cpus: r.cpus,
     pidsLimit: int64ToNumber(r.pidsLimit, `${prefix}.pids_limit`),
     maxOutputBytes: int64ToNumber(r.maxOutputBytes, `${prefix}.max_output_bytes`),
+    diskBytes: int64ToNumber(r.diskBytes, `${prefix}.disk_bytes`),
   };
 }
 
@@ -45,6 +46,7 @@ export function resourcesToProto(r: Resources): ResourcesProto {
     cpus: r.cpus,
     pidsLimit: BigInt(r.pidsLimit),
     maxOutputBytes: BigInt(r.maxOutputBytes),
+    diskBytes: BigInt(r.diskBytes ?? 0),
   });
 }
 
@@ -85,7 +87,8 @@ export function taskTemplateToProto(t: TaskTemplate): TaskTemplateProto {
   return create(TaskTemplateSchema, {
     image: t.image,
     command: [...t.command],
-    env: { ...t.env },
+    // Write-only, as an agent's env: names only.
+    envNames: [...t.envNames],
     policy: policyToProto(t.policy),
     resources: resourcesToProto(t.resources),
   });
@@ -148,6 +151,12 @@ export function lifecycleConfigToProto(c: LifecycleConfig): LifecycleConfigProto
     maxConcurrentTasks: c.maxConcurrentTasks,
     zombieTimeout: durationFromMs(c.zombieTimeoutMs),
     maxQueuedTasks: c.maxQueuedTasks,
+    maxAgentMemoryBytes: BigInt(c.maxAgentMemoryBytes),
+    maxAgentCpus: c.maxAgentCpus,
+    maxAgentPids: BigInt(c.maxAgentPids),
+    maxAgentOutputBytes: BigInt(c.maxAgentOutputBytes),
+    maxAgentDiskBytes: BigInt(c.maxAgentDiskBytes),
+    defaultAgentCpus: c.defaultAgentCpus,
   });
 }
 
@@ -169,6 +178,12 @@ export function lifecycleConfigPatchFromProto(
     else if (path === "zombie_timeout") patch[LIFECYCLE_CONFIG_PATHS[path]] = ms(config.zombieTimeout, "config.zombie_timeout");
     else if (path === "max_concurrent_tasks") patch[LIFECYCLE_CONFIG_PATHS[path]] = config.maxConcurrentTasks;
     else if (path === "max_queued_tasks") patch[LIFECYCLE_CONFIG_PATHS[path]] = config.maxQueuedTasks;
+    else if (path === "max_agent_memory_bytes") patch.maxAgentMemoryBytes = int64ToNumber(config.maxAgentMemoryBytes, "config.max_agent_memory_bytes");
+    else if (path === "max_agent_cpus") patch.maxAgentCpus = config.maxAgentCpus;
+    else if (path === "max_agent_pids") patch.maxAgentPids = int64ToNumber(config.maxAgentPids, "config.max_agent_pids");
+    else if (path === "max_agent_output_bytes") patch.maxAgentOutputBytes = int64ToNumber(config.maxAgentOutputBytes, "config.max_agent_output_bytes");
+    else if (path === "max_agent_disk_bytes") patch.maxAgentDiskBytes = int64ToNumber(config.maxAgentDiskBytes, "config.max_agent_disk_bytes");
+    else if (path === "default_agent_cpus") patch.defaultAgentCpus = config.defaultAgentCpus;
   }
   return patch;
 }

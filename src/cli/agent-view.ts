@@ -56,7 +56,7 @@ export function printAgent(a: Agent, now = Date.now()): void {
   const c = a.config;
   const r = c?.resources;
   const l = c?.lifecycle;
-  const env = Object.entries(c?.env ?? {});
+  const envNames = c?.envNames ?? [];
   printFields([
     ["ID", a.agentId],
     ["Name", a.name],
@@ -64,7 +64,8 @@ export function printAgent(a: Agent, now = Date.now()): void {
     ["Exit code", a.exitCode === undefined ? undefined : String(a.exitCode)],
     ["Image", c?.image ?? "-"],
     ["Command", c && c.command.length > 0 ? shellJoin(c.command) : "(image default)"],
-    ["Env", env.length === 0 ? undefined : env.map(([k, v]) => `${k}=${v}`).join(" ")],
+    // Values are write-only: the service returns the names alone.
+    ["Env", envNames.length === 0 ? undefined : envNames.map((k) => `${k}=<set>`).join(" ")],
     ["Network", c?.policy === SandboxPolicy.CONTAINER_DIRECT ? "bridge (CONTAINER_DIRECT)" : "none (CONTAINER)"],
     [
       "Resources",

@@ -2,7 +2,9 @@
  * Validation of an agent configuration as a client sends it. Everything that is wrong
  * is INVALID_ARGUMENT naming the field; nothing is silently dropped or truncated.
  */
-import { type AgentConfig, DEFAULTS, type SandboxPolicy } from "./agent.js";
+import { posix } from "node:path";
+import { type AgentConfig, DEFAULTS, type Resources, type SandboxPolicy } from "./agent.js";
+import { type AgentCeilings, checkCeilings, DEFAULT_AGENT_CEILINGS, RESOURCE_MINIMUMS } from "./agent-ceilings.js";
 import { invalidArgument } from "./errors.js";
 
 /** An agent configuration before validation: optional parts may be missing. */
@@ -19,6 +21,7 @@ export interface AgentConfigInput {
     cpus?: number;
     pidsLimit?: number;
     maxOutputBytes?: number;
+    diskBytes?: number;
   };
   lifecycle?: {
     /** undefined: the default (1 h); 0: no idle limit. */
@@ -51,6 +54,22 @@ export const LIMITS = {
   maxDurationMs: 10 * 365 * 24 * 3600 * 1000,
   maxRestarts: 1000,
 } as const;
+
+/** What the admin allows beyond the fixed limits (see AgentServiceConfig). */
+export interface AgentRules {
+  /** Normalised workspace mount points must equal one of these or lie under one (AGENTORCH_WORKSPACE_MOUNT_PREFIXES). */
+  mountPrefixes: readonly string[];
+  /** What an operator may ask of a container; unset resources get the defaults, capped at these. */
+  ceilings: AgentCeilings;
+}
+
+/** Where a workspace may be mounted unless the admin says otherwise: directories no image relies on for itself. */
+export const DEFAULT_MOUNT_PREFIXES: readonly string[] = ["/workspace", "/home", "/data", "/mnt", "/srv", "/opt"];
+
+export const DEFAULT_AGENT_RULES: AgentRules = { mountPrefixes: DEFAULT_MOUNT_PREFIXES, ceilings: DEFAULT_AGENT_CEILINGS };
+
+/** Directories a workspace may never cover, whatever the admin allows. */
+export const SYSTEM_DIRECTORIES: readonly string[] = ["/run/agentorch", "/tmp", "/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/usr", "/lib", "/lib64", "/var", "/boot", "/root", "/run"];
 
 const ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -100,28 +119,43 @@ export function validateImage(image: string, field = "image"): string {
   return image;
 }
 
+/** True when path is prefix or lies under it (compared on a path boundary). */
+export function isUnderPath(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`);
+}
+
+/**
+ * The workspace mount point, normalised (posix: "//etc" and "/workspace/../etc" are "/etc"),
+ * then checked against the allowed prefixes. Everything else is INVALID_ARGUMENT naming them:
+ * Docker would otherwise mount over system directories or fail on files (/.dockerenv).
+ */
+export function validateMountPoint(value: string, prefixes: readonly string[], field = "workspace.mount_point"): string {
+  checkString(value, field, LIMITS.mountPointLength);
+  const allowed = `allowed: ${prefixes.join(", ")} and paths under them (AGENTORCH_WORKSPACE_MOUNT_PREFIXES)`;
+  if (!value.startsWith("/") || /[:,\s]/.test(value)) {
+    throw invalidArgument(`${field} must be an absolute path without ':', ',' or spaces (got ${JSON.stringify(value)}); ${allowed}`, { field });
+  }
+  let normal = posix.normalize(value);
+  if (normal.length > 1 && normal.endsWith("/")) normal = normal.slice(0, -1);
+  const system = SYSTEM_DIRECTORIES.some((p) => isUnderPath(normal, p));
+  if (normal === "/" || system || !prefixes.some((p) => isUnderPath(normal, p))) {
+    throw invalidArgument(`${field} ${JSON.stringify(value)} (normalised ${normal}) is not an allowed place for the workspace; ${allowed}`, { field });
+  }
+  return normal;
+}
+
 /** Validates input and fills in defaults. */
-export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
+export function validateAgentConfig(input: AgentConfigInput, rules: AgentRules = DEFAULT_AGENT_RULES): AgentConfig {
   const agentId = validateAgentId(input.agentId);
   const name = input.name === undefined || input.name === "" ? agentId : input.name;
   checkString(name, "name", LIMITS.nameLength);
   const image = validateImage(input.image);
   const command = validateCommand(input.command);
-  const env = validateEnv(input.env);
+  const envNames = Object.keys(validateEnv(input.env)).sort();
   if (input.policy === "unknown") throw invalidArgument("policy is not a known SandboxPolicy", { field: "policy" });
   const policy: SandboxPolicy = input.policy ?? "container";
 
-  const r = input.resources ?? {};
-  const memoryBytes = orDefault(r.memoryBytes, DEFAULTS.memoryBytes);
-  checkRange(memoryBytes, "resources.memory_bytes", LIMITS.minMemoryBytes, LIMITS.maxMemoryBytes);
-  const cpus = r.cpus ?? 0;
-  if (!Number.isFinite(cpus) || cpus < 0 || cpus > LIMITS.maxCpus) {
-    throw invalidArgument(`resources.cpus must be between 0 and ${LIMITS.maxCpus}`, { field: "resources.cpus" });
-  }
-  const pidsLimit = orDefault(r.pidsLimit, DEFAULTS.pidsLimit);
-  checkRange(pidsLimit, "resources.pids_limit", 1, LIMITS.maxPids);
-  const maxOutputBytes = orDefault(r.maxOutputBytes, DEFAULTS.maxOutputBytes);
-  checkRange(maxOutputBytes, "resources.max_output_bytes", LIMITS.minOutputBytes, LIMITS.maxOutputBytes);
+  const resources = validateResources(input.resources ?? {}, rules.ceilings);
 
   const l = input.lifecycle ?? {};
   const maxIdleMs = l.maxIdleMs ?? DEFAULTS.maxIdleMs;
@@ -132,26 +166,46 @@ export function validateAgentConfig(input: AgentConfigInput): AgentConfig {
   checkRange(maxRestarts, "lifecycle.max_restarts", 0, LIMITS.maxRestarts);
 
   const w = input.workspace ?? {};
-  const mountPoint = w.mountPoint === undefined || w.mountPoint === "" ? DEFAULTS.mountPoint : w.mountPoint;
-  checkString(mountPoint, "workspace.mount_point", LIMITS.mountPointLength);
-  if (!mountPoint.startsWith("/") || mountPoint.split("/").some((s) => s === ".." || s === ".") || mountPoint === "/" || /[:,\s]/.test(mountPoint)) {
-    throw invalidArgument("workspace.mount_point must be an absolute path without '..', ':', ',' or spaces, and not /", { field: "workspace.mount_point" });
-  }
-  if (["/run/agentorch", "/tmp", "/proc", "/sys", "/dev", "/etc", "/bin", "/usr", "/lib"].some((p) => mountPoint === p || mountPoint.startsWith(`${p}/`))) {
-    throw invalidArgument(`workspace.mount_point may not be under a system directory (got ${mountPoint})`, { field: "workspace.mount_point" });
-  }
+  const mountPoint = validateMountPoint(w.mountPoint === undefined || w.mountPoint === "" ? DEFAULTS.mountPoint : w.mountPoint, rules.mountPrefixes);
 
   return {
     agentId,
     name,
     image,
     command,
-    env,
+    envNames,
     policy,
-    resources: { memoryBytes, cpus, pidsLimit, maxOutputBytes },
+    resources,
     lifecycle: { maxIdleMs, maxLifetimeMs, restartOnCrash: l.restartOnCrash ?? false, maxRestarts },
     workspace: { mountPoint, readOnly: w.readOnly ?? false },
   };
+}
+
+/**
+ * Resource limits: unset (0) ones get the default capped at the admin's ceiling (cpus: the
+ * admin's default_agent_cpus); set ones must be at least the smallest meaningful value
+ * (RESOURCE_MINIMUMS: never rounded to "no limit") and at most the ceiling.
+ */
+export function validateResources(r: NonNullable<AgentConfigInput["resources"]>, ceilings: AgentCeilings): Resources {
+  const memoryBytes = orDefault(r.memoryBytes, Math.min(DEFAULTS.memoryBytes, ceilings.maxAgentMemoryBytes));
+  checkRange(memoryBytes, "resources.memory_bytes", RESOURCE_MINIMUMS.memoryBytes, LIMITS.maxMemoryBytes);
+  const cpus = r.cpus === undefined || r.cpus === 0 ? Math.min(ceilings.defaultAgentCpus, ceilings.maxAgentCpus) : r.cpus;
+  if (!Number.isFinite(cpus) || cpus < RESOURCE_MINIMUMS.cpus || cpus > LIMITS.maxCpus) {
+    throw invalidArgument(`resources.cpus must be 0 (the default, ${ceilings.defaultAgentCpus}) or between ${RESOURCE_MINIMUMS.cpus} and ${LIMITS.maxCpus} cores (got ${cpus})`, {
+      field: "resources.cpus",
+    });
+  }
+  const pidsLimit = orDefault(r.pidsLimit, Math.min(DEFAULTS.pidsLimit, ceilings.maxAgentPids));
+  checkRange(pidsLimit, "resources.pids_limit", RESOURCE_MINIMUMS.pids, LIMITS.maxPids);
+  const maxOutputBytes = orDefault(r.maxOutputBytes, Math.min(DEFAULTS.maxOutputBytes, ceilings.maxAgentOutputBytes));
+  checkRange(maxOutputBytes, "resources.max_output_bytes", RESOURCE_MINIMUMS.outputBytes, LIMITS.maxOutputBytes);
+  const out: Resources = { memoryBytes, cpus, pidsLimit, maxOutputBytes };
+  if (r.diskBytes !== undefined && r.diskBytes !== 0) {
+    checkRange(r.diskBytes, "resources.disk_bytes", RESOURCE_MINIMUMS.diskBytes, Number.MAX_SAFE_INTEGER);
+    out.diskBytes = r.diskBytes;
+  }
+  checkCeilings(out, ceilings, "register");
+  return out;
 }
 
 /** True when image is allowed by the allowlist of prefixes, matched on path boundaries. Empty list: all allowed. */

@@ -12,15 +12,17 @@ export interface ContainerSpecSettings {
   containerSocketPath?: string;
 }
 
+/** agentEnv: the agent's stored environment values (Store.agentEnv), which the Agent itself never carries. */
 export function containerSpecFor(
   agent: Agent,
+  agentEnv: Record<string, string>,
   token: string,
   settings: ContainerSpecSettings,
   options: { taskId?: string; env?: Record<string, string> },
 ): ContainerSpec {
   const { config } = agent;
   const env: Record<string, string> = {
-    ...config.env,
+    ...agentEnv,
     ...options.env,
     AGENTORCH_AGENT_ID: config.agentId,
     AGENTORCH_TOKEN: token,

@@ -29,8 +29,9 @@ export class AgentRegistry {
     return this.store.getAgent(agentId);
   }
 
-  insert(agent: Agent): Agent {
-    const event = this.store.insertAgent(agent);
+  /** Stores a new agent, its environment values apart (see Store.insertAgent). */
+  insert(agent: Agent, env: Record<string, string>): Agent {
+    const event = this.store.insertAgent(agent, env);
     this.logger.info({ agentId: agent.config.agentId, status: agent.status }, "agent registered");
     this.bus.publish(event);
     return agent;

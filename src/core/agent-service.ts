@@ -12,13 +12,15 @@
  * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
 import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
-import { type AgentConfigInput, imageAllowed, validateAgentConfig } from "./agent-config.js";
+import type { AgentCeilings } from "./agent-ceilings.js";
+import { type AgentConfigInput, validateAgentConfig, validateEnv } from "./agent-config.js";
+import { AgentPolicy, type Requester } from "./agent-policy.js";
 import { containerSpecFor } from "./agent-container-spec.js";
 import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
-import { AgentorchError, alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
+import { alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
@@ -33,6 +35,12 @@ export interface AgentServiceConfig {
   maxRunning: number;
   /** Image prefixes allowed; empty allows every image on the engine. */
   imageAllowlist: string[];
+  /** Where workspaces may be mounted (normalised mount points under one of these); default DEFAULT_MOUNT_PREFIXES. */
+  mountPrefixes?: readonly string[];
+  /** Agent ids and images that may have a network without the admin role (AGENTORCH_NETWORK_ALLOWLIST). */
+  networkAllowlist?: readonly string[];
+  /** The ceilings until the lifecycle config sets them (policy.setCeilings); default DEFAULT_AGENT_CEILINGS. */
+  ceilings?: AgentCeilings;
   /** How often idle/lifetime limits are enforced; 0 disables the timer. */
   enforceIntervalMs: number;
   /** Host directory mounted read-only at /run/agentorch in every container. */
@@ -65,6 +73,8 @@ export interface StartOptions {
 
 const RUNNING_STATES: readonly AgentStatus[] = ["starting", "running", "stopping"];
 
+export type { Requester } from "./agent-policy.js";
+
 export class AgentService {
   /** Agent rows are written here alone (and by this service's supervisor): every write keeps the check-and-set rule above. */
   private readonly registry: AgentRegistry;
@@ -77,6 +87,8 @@ export class AgentService {
   private readonly outputDeps: OutputDeps;
   /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
   readonly busy = new Set<string>();
+  /** The admin's rules: images, mount points, ceilings, networks (TaskService sets the ceilings). */
+  readonly policy: AgentPolicy;
 
   constructor(deps: AgentServiceDeps) {
     this.backend = deps.backend;
@@ -84,6 +96,7 @@ export class AgentService {
     this.logger = deps.logger.child({ component: "agents" });
     this.config = deps.config;
     this.bus = deps.bus;
+    this.policy = new AgentPolicy(deps.config);
     this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
     this.outputDeps = { store: deps.store, backend: deps.backend, logger: this.logger };
     this.supervisor = new AgentSupervisor(this, {
@@ -96,22 +109,25 @@ export class AgentService {
     });
   }
 
-  async register(input: AgentConfigInput, _signal?: AbortSignal): Promise<Agent> {
-    return this.insertAgent(input, false);
+  async register(input: AgentConfigInput, _signal?: AbortSignal, requester: Requester = {}): Promise<Agent> {
+    return this.insertAgent(input, false, requester);
   }
+
 
   /**
    * Registers an agent made for one task; removed when the task ends. Stored ephemeral in
    * the same write that creates it, so a crash cannot leave it looking like a user's agent
    * (TaskService removes ephemeral agents left without a task when it recovers).
    */
-  async registerEphemeral(input: AgentConfigInput): Promise<Agent> {
-    return this.insertAgent(input, true);
+  async registerEphemeral(input: AgentConfigInput, requester: Requester = {}): Promise<Agent> {
+    return this.insertAgent(input, true, requester);
   }
 
-  private async insertAgent(input: AgentConfigInput, ephemeral: boolean): Promise<Agent> {
-    const config = validateAgentConfig(input);
-    this.checkImage(config.image);
+  private async insertAgent(input: AgentConfigInput, ephemeral: boolean, requester: Requester): Promise<Agent> {
+    const config = validateAgentConfig(input, this.policy.rules());
+    const env = validateEnv(input.env);
+    this.policy.checkImage(config.image);
+    this.policy.checkNetwork(config.policy, config.agentId, config.image, requester);
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
     const workspacePath = await this.workspaces.create(config.agentId);
     const now = this.registry.now();
@@ -127,7 +143,7 @@ export class AgentService {
       crashRestarts: 0,
       tokenHash: "",
       ephemeral,
-    });
+    }, env);
   }
 
   /** The agent, or NOT_FOUND (INVALID_ARGUMENT for a malformed id). */
@@ -157,7 +173,8 @@ export class AgentService {
     if (agent.currentTaskId && !options.taskId) {
       throw failedPrecondition(`agent "${agentId}" is reserved by task ${agent.currentTaskId}`, { agentId });
     }
-    this.checkImage(agent.config.image);
+    // The image allowlist and the ceilings may have changed since the agent registered.
+    this.policy.checkStart(agent);
     const active = this.registry.store.countAgentsWithStatus(RUNNING_STATES);
     if (active >= this.config.maxRunning) {
       throw resourceExhausted(`running-agent limit reached (${this.config.maxRunning}); stop an agent first`, { agentId });
@@ -181,7 +198,11 @@ export class AgentService {
     const { token, hash } = newToken();
     let started: { containerId: string; startedAt: number };
     try {
-      started = await this.backend.spawn(containerSpecFor(starting, token, this.config, options), signal);
+      const env = this.registry.store.agentEnv(agentId);
+      const spec = containerSpecFor(starting, env, token, this.config, options);
+      // Agents stored before every agent had a CPU limit (cpus 0) get today's default.
+      if (spec.resources.cpus === 0) spec.resources = { ...spec.resources, cpus: this.policy.defaultCpus() };
+      started = await this.backend.spawn(spec, signal);
     } catch (err) {
       this.registry.setStatus(this.registry.get(agentId), previous, `start failed: ${errorMessage(err)}`);
       throw err;
@@ -372,12 +393,6 @@ export class AgentService {
       this.logger.warn({ agentId, containerId, err: errorMessage(err) }, "container removal failed; the reaper will retry");
       this.registry.store.addPendingRemoval(containerId, agentId);
       return false;
-    }
-  }
-
-  private checkImage(image: string): void {
-    if (!imageAllowed(image, this.config.imageAllowlist)) {
-      throw new AgentorchError("permission_denied", `image "${image}" is not in the configured image allowlist`);
     }
   }
 }

@@ -41,10 +41,12 @@ export function assertTaskCanReserve(agent: Agent): void {
 
 export interface Resources {
   memoryBytes: number;
-  /** CPU cores; 0 = no limit. */
+  /** CPU cores; validated configs always have one (the admin's default_agent_cpus when none was asked); 0 only in agents stored before. */
   cpus: number;
   pidsLimit: number;
   maxOutputBytes: number;
+  /** Workspace size the agent asked for, in bytes; absent: the admin's max_agent_disk_bytes applies (enforced with the workspace quota). */
+  diskBytes?: number;
 }
 
 export interface LifecycleLimits {
@@ -67,7 +69,12 @@ export interface AgentConfig {
   name: string;
   image: string;
   command: string[];
-  env: Record<string, string>;
+  /**
+   * The names of the environment variables set, sorted. Their values are write-only: the
+   * store keeps them apart from the agent (Store.agentEnv), so no reader, event or log line
+   * that carries an Agent can carry a value.
+   */
+  envNames: string[];
   policy: SandboxPolicy;
   resources: Resources;
   lifecycle: LifecycleLimits;

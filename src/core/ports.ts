@@ -153,10 +153,16 @@ export interface Store {
   agentsWithStatus(statuses: readonly AgentStatus[]): Agent[];
   countAgentsWithStatus(statuses: readonly AgentStatus[]): number;
   countAgents(): number;
-  /** Throws already_exists on a duplicate id. */
-  insertAgent(agent: Agent): StoredEvent<Agent>;
+  /**
+   * Throws already_exists on a duplicate id. env (the values of agent.config.envNames) is
+   * stored apart from the agent, in the same transaction: never in its row or its events.
+   */
+  insertAgent(agent: Agent, env?: Record<string, string>): StoredEvent<Agent>;
+  /** The environment values given at registration ({} when none, or the agent is gone). Only a container start reads them. */
+  agentEnv(agentId: string): Record<string, string>;
   /** Throws not_found when the agent is gone. */
   updateAgent(agent: Agent): StoredEvent<Agent>;
+  /** Deletes the agent and its environment values. */
   deleteAgent(agentId: string): StoredEvent<Agent> | undefined;
 
   /** Containers whose kill or removal failed; the reaper retries them. */

@@ -146,6 +146,9 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       instanceId,
       maxRunning: config.maxRunning,
       imageAllowlist: config.imageAllowlist,
+      mountPrefixes: config.workspaceMountPrefixes,
+      networkAllowlist: config.networkAllowlist,
+      ceilings: config.agentCeilings,
       enforceIntervalMs: config.enforceIntervalMs,
       watch: config.watch,
       socketDir: path.dirname(agentSocketPath(dataDir)),
@@ -169,6 +172,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     clock,
     logger,
     bus,
+    // The variables give the ceilings' starting values; UpdateLifecycleConfig's stored ones win.
+    defaults: config.agentCeilings,
     reapIntervalMs: config.reapIntervalMs,
     watch: config.watch,
   });

@@ -6,6 +6,9 @@
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { availableParallelism } from "node:os";
+import { type AgentCeilings, CEILING_RANGES, CEILING_VARIABLES, DEFAULT_AGENT_CEILINGS } from "../core/agent-ceilings.js";
+import { DEFAULT_MOUNT_PREFIXES, SYSTEM_DIRECTORIES, isUnderPath } from "../core/agent-config.js";
 import { ROLES } from "../core/auth.js";
 import type { OperatorToken, Role } from "../core/auth.js";
 
@@ -29,6 +32,12 @@ export interface Config {
   dockerHost: string;
   /** Image name prefixes that may be used; empty allows every image the engine has. */
   imageAllowlist: string[];
+  /** Where agents' workspaces may be mounted in their containers: these paths and those under them. */
+  workspaceMountPrefixes: string[];
+  /** Agent ids and images (prefixes on a boundary) that may use SANDBOX_POLICY_CONTAINER_DIRECT without the admin role. */
+  networkAllowlist: string[];
+  /** The starting ceilings on what an operator may ask of a container (UpdateLifecycleConfig changes them live). */
+  agentCeilings: AgentCeilings;
   maxRunning: number;
   enforceIntervalMs: number;
   /** The non-root uid[:gid] containers run as. */
@@ -127,6 +136,12 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== ""),
+    workspaceMountPrefixes: parseMountPrefixes(nonEmpty(env.AGENTORCH_WORKSPACE_MOUNT_PREFIXES)),
+    networkAllowlist: (env.AGENTORCH_NETWORK_ALLOWLIST ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+    agentCeilings: parseAgentCeilings(env),
     maxRunning: parseInteger(env, "AGENTORCH_MAX_RUNNING", 100, 1, 1_000_000),
     enforceIntervalMs: parseInteger(env, "AGENTORCH_ENFORCE_INTERVAL_MS", 5000, 10, 24 * 3600 * 1000),
     containerUser: parseContainerUser(nonEmpty(env.AGENTORCH_CONTAINER_USER) ?? "65534:65534"),
@@ -245,7 +260,7 @@ function parseInteger(env: Record<string, string | undefined>, name: string, dfl
   return Number(text);
 }
 
-const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 };
 
 function parseBytes(env: Record<string, string | undefined>, name: string, dflt: number, min: number, max: number): number {
   const text = nonEmpty(env[name]);
@@ -257,6 +272,51 @@ function parseBytes(env: Record<string, string | undefined>, name: string, dflt:
     throw new ConfigError(name, `${name} must be a size from ${min} to ${max} bytes, e.g. 4194304 or 4MiB (got "${text}")`);
   }
   return value;
+}
+
+/** The AGENTORCH_MAX_AGENT_* ceilings and AGENTORCH_DEFAULT_AGENT_CPUS, each in its admin-settable range. */
+function parseAgentCeilings(env: Record<string, string | undefined>): AgentCeilings {
+  const bytes = (key: keyof AgentCeilings) => parseBytes(env, CEILING_VARIABLES[key], DEFAULT_AGENT_CEILINGS[key], CEILING_RANGES[key][1], CEILING_RANGES[key][2]);
+  const cpus = (key: keyof AgentCeilings, dflt: number) => {
+    const name = CEILING_VARIABLES[key];
+    const [, min, max] = CEILING_RANGES[key];
+    const text = nonEmpty(env[name]);
+    if (text === undefined) return dflt;
+    const v = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+    if (!(v >= min && v <= max)) throw new ConfigError(name, `${name} must be a number of CPU cores from ${min} to ${max}, e.g. 1.5 (got "${text}")`);
+    return v;
+  };
+  const c: AgentCeilings = {
+    maxAgentMemoryBytes: bytes("maxAgentMemoryBytes"),
+    maxAgentCpus: cpus("maxAgentCpus", availableParallelism()),
+    maxAgentPids: parseInteger(env, CEILING_VARIABLES.maxAgentPids, DEFAULT_AGENT_CEILINGS.maxAgentPids, CEILING_RANGES.maxAgentPids[1], CEILING_RANGES.maxAgentPids[2]),
+    maxAgentOutputBytes: bytes("maxAgentOutputBytes"),
+    maxAgentDiskBytes: bytes("maxAgentDiskBytes"),
+    defaultAgentCpus: cpus("defaultAgentCpus", DEFAULT_AGENT_CEILINGS.defaultAgentCpus),
+  };
+  if (c.defaultAgentCpus > c.maxAgentCpus) {
+    const name = CEILING_VARIABLES.defaultAgentCpus;
+    throw new ConfigError(name, `${name} (${c.defaultAgentCpus}) may not be above ${CEILING_VARIABLES.maxAgentCpus} (${c.maxAgentCpus})`);
+  }
+  return c;
+}
+
+/** AGENTORCH_WORKSPACE_MOUNT_PREFIXES: absolute, normalised paths, none of them / or a system directory. */
+function parseMountPrefixes(text: string | undefined): string[] {
+  if (text === undefined) return [...DEFAULT_MOUNT_PREFIXES];
+  const name = "AGENTORCH_WORKSPACE_MOUNT_PREFIXES";
+  const out = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (out.length === 0) throw new ConfigError(name, `${name} must list at least one absolute path, e.g. /workspace,/data (got "${text}")`);
+  for (const p of out) {
+    const normal = path.posix.normalize(p);
+    if (!p.startsWith("/") || normal !== p || p === "/" || p.endsWith("/") || /[:\s]/.test(p)) {
+      throw new ConfigError(name, `${name}: "${p}" must be an absolute, normalised path other than /, without ':' or spaces, e.g. /workspace`);
+    }
+    if (SYSTEM_DIRECTORIES.some((s) => isUnderPath(p, s) || isUnderPath(s, p))) {
+      throw new ConfigError(name, `${name}: "${p}" is or holds a system directory (${SYSTEM_DIRECTORIES.join(", ")})`);
+    }
+  }
+  return out;
 }
 
 function parseDockerHost(text: string): string {

@@ -178,8 +178,11 @@ describeDocker("agentorch CLI with Docker", () => {
       agentId: id,
       status: "AGENT_STATUS_IDLE",
       restartCount: 0,
-      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; sleep 300"], env: { GREETING: "hi" }, resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
+      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; sleep 300"], envNames: ["GREETING"], resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
     });
+
+    // env values are write-only: the names are shown, never a value.
+    expect(agent).not.toHaveProperty("config.env");
 
     const started = await ok(["agents", "start", id]);
     expect(started).toMatch(new RegExp(`^agent ${id} RUNNING \\(container [0-9a-f]{12}\\)`));

@@ -232,10 +232,12 @@ describe("WatchAgents over grpc-js: list, replay, initial state, errors, heartbe
       const [jsonEvent, protoBytes] = await Promise.all([json.first(), proto.first()]);
       const events = grpcWatchers.map((w) => changes(w)[0]!);
       for (const e of events) expect(e).toEqual(events[0]);
-      const grpcEvent = events[0] as EventJson & { agent: AgentJson & { name: string; config: { env: Record<string, string>; image: string } } };
+      const grpcEvent = events[0] as EventJson & { agent: AgentJson & { name: string; config: { env: Record<string, string>; env_names: string[]; image: string } } };
       expect(agentSummary([grpcEvent])).toEqual([`ADDED ${id} IDLE`]);
       expect(grpcEvent.agent.name).toBe("ünïcødé");
-      expect(grpcEvent.agent.config.env).toEqual({ A: "1" });
+      // env is write-only: watchers see the names, never a value.
+      expect(grpcEvent.agent.config.env).toEqual({});
+      expect(grpcEvent.agent.config.env_names).toEqual(["A"]);
 
       // Connect JSON: the same event, in proto3 JSON.
       const viaJson = (jsonEvent as { event: { type: string; revision: string; agent: { agentId: string; name: string; status: string; config: { image: string; env: Record<string, string> } } } }).event;
@@ -244,7 +246,8 @@ describe("WatchAgents over grpc-js: list, replay, initial state, errors, heartbe
       expect(viaJson.agent.agentId).toBe(id);
       expect(viaJson.agent.status).toBe("AGENT_STATUS_IDLE");
       expect(viaJson.agent.name).toBe("ünïcødé");
-      expect(viaJson.agent.config).toMatchObject({ image: grpcEvent.agent.config.image, env: { A: "1" } });
+      expect(viaJson.agent.config).toMatchObject({ image: grpcEvent.agent.config.image, envNames: ["A"] });
+      expect(viaJson.agent.config).not.toHaveProperty("env");
 
       // Connect proto: decoded by grpc-js's own deserializer, it is the very message gRPC watchers got.
       const method = (c.agents as unknown as Record<string, { responseDeserialize(b: Buffer): unknown }>).WatchAgents!;

@@ -14,7 +14,8 @@ import { agentConfigFromProto, agentConfigToProto, agentToProto } from "../../sr
 import { agentStatusFromProto } from "../../src/api/enums.js";
 import { durationToMs, int64ToNumber } from "../../src/api/proto-scalars.js";
 import type { Agent, AgentConfig } from "../../src/core/agent.js";
-import { LIMITS, validateAgentConfig } from "../../src/core/agent-config.js";
+import { DEFAULT_AGENT_CEILINGS } from "../../src/core/agent-ceilings.js";
+import { DEFAULT_AGENT_RULES, LIMITS, validateAgentConfig } from "../../src/core/agent-config.js";
 import { thrown } from "../support/errors.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -26,11 +27,11 @@ function fullConfig(): AgentConfig {
     name: "Agent One",
     image: "agentorch/busybox:test",
     command: ["sh", "-c", "echo hi"],
-    env: { FOO: "bar", EMPTY: "" },
+    envNames: ["EMPTY", "FOO"],
     policy: "container_direct",
     resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
     lifecycle: { maxIdleMs: 90_500, maxLifetimeMs: 7_200_000, restartOnCrash: true, maxRestarts: 5 },
-    workspace: { mountPoint: "/work", readOnly: true },
+    workspace: { mountPoint: "/data/work", readOnly: true },
   };
 }
 
@@ -116,7 +117,10 @@ describe("config round trip", () => {
   it("gives back every field: domain -> proto -> wire -> input -> validated domain", () => {
     const c = fullConfig();
     const wire = fromBinary(AgentConfigSchema, toBinary(AgentConfigSchema, agentConfigToProto(c)));
-    expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual(c);
+    // env is write-only: the names come back in env_names, the map stays empty, so nothing is set again.
+    expect(wire.env).toEqual({});
+    expect(wire.envNames).toEqual(["EMPTY", "FOO"]);
+    expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual({ ...c, envNames: [] });
   });
 
   it("keeps 'no idle limit' (0) distinct from the default after a round trip", () => {
@@ -156,7 +160,9 @@ describe("config round trip", () => {
             lifecycle: { ...base.lifecycle, maxIdleMs, maxLifetimeMs, maxRestarts },
           };
           const wire = fromBinary(AgentConfigSchema, toBinary(AgentConfigSchema, agentConfigToProto(c)));
-          expect(validateAgentConfig(agentConfigFromProto(wire))).toEqual(c);
+          // Ceilings as high as the fixed limits: this is about the mapping, not the admin's ceilings.
+          const rules = { ...DEFAULT_AGENT_RULES, ceilings: { ...DEFAULT_AGENT_CEILINGS, maxAgentMemoryBytes: LIMITS.maxMemoryBytes, maxAgentPids: LIMITS.maxPids } };
+          expect(validateAgentConfig(agentConfigFromProto(wire), rules)).toEqual({ ...c, envNames: [] });
         },
       ),
     );

@@ -64,7 +64,8 @@ describe("registration", () => {
     const { service, workspaces } = await makeService();
     const a = await service.register(cfg("defaults"));
     expect(a.status).toBe("idle");
-    expect(a.config.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 0, pidsLimit: 256, maxOutputBytes: 256 * 1024 });
+    // One core unless asked: an agent no longer gets every core by default (issue 12 item 6).
+    expect(a.config.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pidsLimit: 256, maxOutputBytes: 256 * 1024 });
     expect(a.config.lifecycle).toEqual({ maxIdleMs: 3_600_000, maxLifetimeMs: 0, restartOnCrash: false, maxRestarts: 3 });
     expect(a.config.workspace).toEqual({ mountPoint: "/workspace", readOnly: false });
     expect(a.config.policy).toBe("container");

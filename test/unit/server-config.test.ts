@@ -2,6 +2,7 @@
  * Configuration from the environment and flags: defaults, parsing, and a start-up error
  * that names the variable for every invalid value.
  */
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseListen } from "../../src/server/config.js";
 
@@ -12,6 +13,16 @@ describe("loadConfig", () => {
       dataDir: "./.agentorch-data",
       dockerHost: "unix:///var/run/docker.sock",
       imageAllowlist: [],
+      workspaceMountPrefixes: ["/workspace", "/home", "/data", "/mnt", "/srv", "/opt"],
+      networkAllowlist: [],
+      agentCeilings: {
+        maxAgentMemoryBytes: 8 * 1024 ** 3,
+        maxAgentCpus: availableParallelism(),
+        maxAgentPids: 4096,
+        maxAgentOutputBytes: 64 * 1024 ** 2,
+        maxAgentDiskBytes: 10 * 1024 ** 3,
+        defaultAgentCpus: 1,
+      },
       maxRunning: 100,
       enforceIntervalMs: 5000,
       containerUser: "65534:65534",
@@ -50,6 +61,14 @@ describe("loadConfig", () => {
       DOCKER_HOST: "tcp://10.0.0.5:2375",
       AGENTORCH_IMAGE_ALLOWLIST: " agentorch/ , registry.local/team ,, ",
       AGENTORCH_MAX_RUNNING: "7",
+      AGENTORCH_WORKSPACE_MOUNT_PREFIXES: " /agent , /data/x ",
+      AGENTORCH_NETWORK_ALLOWLIST: "web-, registry.local/net/",
+      AGENTORCH_MAX_AGENT_MEMORY: "2GiB",
+      AGENTORCH_MAX_AGENT_CPUS: "2.5",
+      AGENTORCH_MAX_AGENT_PIDS: "100",
+      AGENTORCH_MAX_AGENT_OUTPUT_BYTES: "1MiB",
+      AGENTORCH_MAX_AGENT_DISK: "1TiB",
+      AGENTORCH_DEFAULT_AGENT_CPUS: "0.5",
       AGENTORCH_ENFORCE_INTERVAL_MS: "250",
       AGENTORCH_CONTAINER_USER: "1000:1000",
       AGENTORCH_MAX_REQUEST_BYTES: "1MiB",
@@ -79,6 +98,16 @@ describe("loadConfig", () => {
       dataDir: "/var/lib/agentorch",
       dockerHost: "tcp://10.0.0.5:2375",
       imageAllowlist: ["agentorch/", "registry.local/team"],
+      workspaceMountPrefixes: ["/agent", "/data/x"],
+      networkAllowlist: ["web-", "registry.local/net/"],
+      agentCeilings: {
+        maxAgentMemoryBytes: 2 * 1024 ** 3,
+        maxAgentCpus: 2.5,
+        maxAgentPids: 100,
+        maxAgentOutputBytes: 1024 ** 2,
+        maxAgentDiskBytes: 1024 ** 4,
+        defaultAgentCpus: 0.5,
+      },
       maxRunning: 7,
       enforceIntervalMs: 250,
       containerUser: "1000:1000",
@@ -102,6 +131,29 @@ describe("loadConfig", () => {
       metricsListen: { host: "127.0.0.1", port: 9464 },
       operatorTokens: [],
     });
+  });
+
+  it("refuses workspace mount prefixes that are not absolute, normalised, or that are or hold system directories", () => {
+    for (const bad of ["relative", "//data", "/data/../etc", "/", "/data/", "/etc", "/usr/local", "/run", "/a b", ","]) {
+      const load = () => loadConfig({ AGENTORCH_WORKSPACE_MOUNT_PREFIXES: bad });
+      expect(load, bad).toThrow(ConfigError);
+      expect(load, bad).toThrow(/AGENTORCH_WORKSPACE_MOUNT_PREFIXES/);
+    }
+  });
+
+  it("refuses ceilings out of range, naming the variable", () => {
+    for (const [name, bad] of [
+      ["AGENTORCH_MAX_AGENT_CPUS", "0.001"],
+      ["AGENTORCH_MAX_AGENT_CPUS", "1e-12"],
+      ["AGENTORCH_MAX_AGENT_MEMORY", "1MiB"],
+      ["AGENTORCH_MAX_AGENT_PIDS", "0"],
+      ["AGENTORCH_MAX_AGENT_OUTPUT_BYTES", "1GiB"],
+      ["AGENTORCH_MAX_AGENT_DISK", "1k"],
+      ["AGENTORCH_DEFAULT_AGENT_CPUS", "0"],
+    ] as const) {
+      expect(() => loadConfig({ [name]: bad }), `${name}=${bad}`).toThrow(new RegExp(name));
+    }
+    expect(() => loadConfig({ AGENTORCH_MAX_AGENT_CPUS: "1", AGENTORCH_DEFAULT_AGENT_CPUS: "2" })).toThrow(/AGENTORCH_DEFAULT_AGENT_CPUS \(2\) may not be above AGENTORCH_MAX_AGENT_CPUS/);
   });
 
   it("lets --listen and --data-dir override the variables", () => {

@@ -30,7 +30,7 @@ function fullAgent(id: string, over: Partial<Agent> = {}): Agent {
       name: `Agent ${id} — ünïcødé`,
       image: "agentorch/busybox:test",
       command: ["sh", "-c", 'echo "hi" && sleep 1'],
-      env: { A: "1", EMPTY: "", JSON: '{"x":[1,2]}' },
+      envNames: ["A", "EMPTY", "JSON"],
       policy: "container_direct",
       resources: { memoryBytes: 268_435_456, cpus: 1.5, pidsLimit: 64, maxOutputBytes: 65_536 },
       lifecycle: { maxIdleMs: 0, maxLifetimeMs: 3_600_000, restartOnCrash: true, maxRestarts: 5 },

@@ -105,9 +105,9 @@ describe("validateTemplate", () => {
     expect(validateTemplate({ image: "agentorch/busybox:test" })).toEqual({
       image: "agentorch/busybox:test",
       command: [],
-      env: {},
+      envNames: [],
       policy: "container",
-      resources: { memoryBytes: DEFAULTS.memoryBytes, cpus: 0, pidsLimit: DEFAULTS.pidsLimit, maxOutputBytes: DEFAULTS.maxOutputBytes },
+      resources: { memoryBytes: DEFAULTS.memoryBytes, cpus: 1, pidsLimit: DEFAULTS.pidsLimit, maxOutputBytes: DEFAULTS.maxOutputBytes },
     });
   });
 
@@ -122,7 +122,8 @@ describe("validateTemplate", () => {
     expect(t).toEqual({
       image: "img:1",
       command: ["sh", "-c", "echo hi\nexit 0"],
-      env: { FOO: "bar" },
+      // The values are write-only: a template keeps the names (TaskStore.taskEnv has the values).
+      envNames: ["FOO"],
       policy: "container_direct",
       resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
     });

@@ -35,7 +35,7 @@ function fullTask(): Task {
   const template: TaskTemplate = {
     image: "agentorch/busybox:test",
     command: ["sh", "-c", "echo hi"],
-    env: { FOO: "bar", EMPTY: "" },
+    envNames: ["EMPTY", "FOO"],
     policy: "container_direct",
     resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
   };
@@ -111,7 +111,7 @@ describe("taskToProto", () => {
       expect(r).toMatchObject({ success: false, output: "partial ✓\n", outputTruncated: true, dataError: "" });
       expect(durationMs(r.duration!)).toBe(2_333);
       expect(r.data).toEqual(task.result!.data);
-      expect(p.template).toMatchObject({ image: "agentorch/busybox:test", command: ["sh", "-c", "echo hi"], env: { FOO: "bar", EMPTY: "" } });
+      expect(p.template).toMatchObject({ image: "agentorch/busybox:test", command: ["sh", "-c", "echo hi"], env: {}, envNames: ["EMPTY", "FOO"] });
       expect(p.template!.policy).toBe(SandboxPolicyProto.CONTAINER_DIRECT);
       expect(p.template!.resources).toMatchObject({ memoryBytes: 64n * 1024n * 1024n, cpus: 0.5, pidsLimit: 32n, maxOutputBytes: 4096n });
     }
@@ -199,7 +199,7 @@ describe("submitTaskInputFromProto", () => {
       command: ["sh"],
       env: { A: "1" },
       policy: "container",
-      resources: { memoryBytes: 1 << 30, cpus: 1, pidsLimit: 10, maxOutputBytes: 0 },
+      resources: { memoryBytes: 1 << 30, cpus: 1, pidsLimit: 10, maxOutputBytes: 0, diskBytes: 0 },
     });
   });
 
@@ -253,16 +253,28 @@ describe("submitTaskInputFromProto", () => {
 describe("templates", () => {
   it("a validated template survives proto and back unchanged", () => {
     const t = fullTask().template!;
-    expect(validateTemplate(taskTemplateFromProto(taskTemplateToProto(t)))).toEqual(t);
+    // env is write-only: names come back, values never do.
+    expect(validateTemplate(taskTemplateFromProto(taskTemplateToProto(t)))).toEqual({ ...t, envNames: [] });
   });
 });
 
 describe("lifecycle config", () => {
   const current: LifecycleConfig = { ...DEFAULT_LIFECYCLE_CONFIG };
-  const all = ["max_execution_time", "max_concurrent_tasks", "zombie_timeout", "max_queued_tasks"];
+  const all = ["max_execution_time", "max_concurrent_tasks", "zombie_timeout", "max_queued_tasks", "max_agent_memory_bytes", "max_agent_cpus", "max_agent_pids", "max_agent_output_bytes", "max_agent_disk_bytes", "default_agent_cpus"];
 
   it("round-trips through the proto with every path masked", () => {
-    const c: LifecycleConfig = { maxExecutionTimeMs: 1_500, maxConcurrentTasks: 3, zombieTimeoutMs: 86_400_000, maxQueuedTasks: 7 };
+    const c: LifecycleConfig = {
+      maxExecutionTimeMs: 1_500,
+      maxConcurrentTasks: 3,
+      zombieTimeoutMs: 86_400_000,
+      maxQueuedTasks: 7,
+      maxAgentMemoryBytes: 3 * 1024 ** 3,
+      maxAgentCpus: 2.5,
+      maxAgentPids: 99,
+      maxAgentOutputBytes: 4096,
+      maxAgentDiskBytes: 5 * 1024 ** 2,
+      defaultAgentCpus: 0.5,
+    };
     const wire = fromBinary(LifecycleConfigSchema, toBinary(LifecycleConfigSchema, lifecycleConfigToProto(c)));
     expect(durationMs(wire.maxExecutionTime!)).toBe(1_500);
     expect(lifecycleConfigPatchFromProto(wire, all, current)).toEqual(c);

@@ -17,7 +17,7 @@ function setup() {
       name: id,
       image: "i",
       command: [],
-      env: {},
+      envNames: [],
       policy: "container",
       resources: { memoryBytes: 1, cpus: 0, pidsLimit: 1, maxOutputBytes: 1 },
       lifecycle: { maxIdleMs: 0, maxLifetimeMs: 0, restartOnCrash: false, maxRestarts: 0 },

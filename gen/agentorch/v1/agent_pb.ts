@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentorch/v1/agent.proto.
  */
 export const file_agentorch_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZ2VudG9yY2gvdjEvYWdlbnQucHJvdG8SDGFnZW50b3JjaC52MSJdCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEgwKBGNwdXMYAiABKAESEgoKcGlkc19saW1pdBgDIAEoAxIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgDIrUBCg9MaWZlY3ljbGVMaW1pdHMSKwoIbWF4X2lkbGUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2xpZmV0aW1lGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhgKEHJlc3RhcnRfb25fY3Jhc2gYAyABKAgSGQoMbWF4X3Jlc3RhcnRzGAQgASgFSACIAQFCDwoNX21heF9yZXN0YXJ0cyI5Cg9Xb3Jrc3BhY2VDb25maWcSEwoLbW91bnRfcG9pbnQYASABKAkSEQoJcmVhZF9vbmx5GAIgASgIIucCCgtBZ2VudENvbmZpZxIQCghhZ2VudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEg8KB2NvbW1hbmQYBCADKAkSLwoDZW52GAUgAygLMiIuYWdlbnRvcmNoLnYxLkFnZW50Q29uZmlnLkVudkVudHJ5EisKBnBvbGljeRgGIAEoDjIbLmFnZW50b3JjaC52MS5TYW5kYm94UG9saWN5EioKCXJlc291cmNlcxgHIAEoCzIXLmFnZW50b3JjaC52MS5SZXNvdXJjZXMSMAoJbGlmZWN5Y2xlGAggASgLMh0uYWdlbnRvcmNoLnYxLkxpZmVjeWNsZUxpbWl0cxIwCgl3b3Jrc3BhY2UYCSABKAsyHS5hZ2VudG9yY2gudjEuV29ya3NwYWNlQ29uZmlnGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwwMKBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSKQoGc3RhdHVzGAMgASgOMhkuYWdlbnRvcmNoLnYxLkFnZW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQESFAoMY29udGFpbmVyX2lkGAYgASgJEhYKDndvcmtzcGFjZV9wYXRoGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYWN0aXZpdHkYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlc3RhcnRfY291bnQYCyABKAUSFwoPZXhlY3V0aW9uX2NvdW50GAwgASgFEikKBmNvbmZpZxgNIAEoCzIZLmFnZW50b3JjaC52MS5BZ2VudENvbmZpZxIWCg5jcmFzaF9yZXN0YXJ0cxgOIAEoBUIMCgpfZXhpdF9jb2RlKnIKDVNhbmRib3hQb2xpY3kSHgoaU0FOREJPWF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhTQU5EQk9YX1BPTElDWV9DT05UQUlORVIQARIjCh9TQU5EQk9YX1BPTElDWV9DT05UQUlORVJfRElSRUNUEAIqyAEKC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUFHRU5UX1NUQVRVU19JRExFEAESGQoVQUdFTlRfU1RBVFVTX1NUQVJUSU5HEAISGAoUQUdFTlRfU1RBVFVTX1JVTk5JTkcQAxIZChVBR0VOVF9TVEFUVVNfU1RPUFBJTkcQBBIXChNBR0VOVF9TVEFUVVNfRkFJTEVEEAUSGwoXQUdFTlRfU1RBVFVTX1RFUk1JTkFURUQQBmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhhZ2VudG9yY2gvdjEvYWdlbnQucHJvdG8SDGFnZW50b3JjaC52MSJxCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEgwKBGNwdXMYAiABKAESEgoKcGlkc19saW1pdBgDIAEoAxIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgDEhIKCmRpc2tfYnl0ZXMYBSABKAMitQEKD0xpZmVjeWNsZUxpbWl0cxIrCghtYXhfaWRsZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxtYXhfbGlmZXRpbWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQcmVzdGFydF9vbl9jcmFzaBgDIAEoCBIZCgxtYXhfcmVzdGFydHMYBCABKAVIAIgBAUIPCg1fbWF4X3Jlc3RhcnRzIjkKD1dvcmtzcGFjZUNvbmZpZxITCgttb3VudF9wb2ludBgBIAEoCRIRCglyZWFkX29ubHkYAiABKAgi+gIKC0FnZW50Q29uZmlnEhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFaW1hZ2UYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIvCgNlbnYYBSADKAsyIi5hZ2VudG9yY2gudjEuQWdlbnRDb25maWcuRW52RW50cnkSKwoGcG9saWN5GAYgASgOMhsuYWdlbnRvcmNoLnYxLlNhbmRib3hQb2xpY3kSKgoJcmVzb3VyY2VzGAcgASgLMhcuYWdlbnRvcmNoLnYxLlJlc291cmNlcxIwCglsaWZlY3ljbGUYCCABKAsyHS5hZ2VudG9yY2gudjEuTGlmZWN5Y2xlTGltaXRzEjAKCXdvcmtzcGFjZRgJIAEoCzIdLmFnZW50b3JjaC52MS5Xb3Jrc3BhY2VDb25maWcSEQoJZW52X25hbWVzGAogAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwwMKBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSKQoGc3RhdHVzGAMgASgOMhkuYWdlbnRvcmNoLnYxLkFnZW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQESFAoMY29udGFpbmVyX2lkGAYgASgJEhYKDndvcmtzcGFjZV9wYXRoGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYWN0aXZpdHkYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlc3RhcnRfY291bnQYCyABKAUSFwoPZXhlY3V0aW9uX2NvdW50GAwgASgFEikKBmNvbmZpZxgNIAEoCzIZLmFnZW50b3JjaC52MS5BZ2VudENvbmZpZxIWCg5jcmFzaF9yZXN0YXJ0cxgOIAEoBUIMCgpfZXhpdF9jb2RlKnIKDVNhbmRib3hQb2xpY3kSHgoaU0FOREJPWF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhTQU5EQk9YX1BPTElDWV9DT05UQUlORVIQARIjCh9TQU5EQk9YX1BPTElDWV9DT05UQUlORVJfRElSRUNUEAIqyAEKC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUFHRU5UX1NUQVRVU19JRExFEAESGQoVQUdFTlRfU1RBVFVTX1NUQVJUSU5HEAISGAoUQUdFTlRfU1RBVFVTX1JVTk5JTkcQAxIZChVBR0VOVF9TVEFUVVNfU1RPUFBJTkcQBBIXChNBR0VOVF9TVEFUVVNfRkFJTEVEEAUSGwoXQUdFTlRfU1RBVFVTX1RFUk1JTkFURUQQBmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Resources bounds what one container may use.
@@ -21,21 +21,25 @@ export const file_agentorch_v1_agent: GenFile = /*@__PURE__*/
  */
 export type Resources = Message<"agentorch.v1.Resources"> & {
   /**
-   * Optional, fixed after registration. Memory limit in bytes; 0 means the default (512 MiB). At least 4 MiB.
+   * Optional, fixed after registration. Memory limit in bytes; 0 means the default (512 MiB, or the ceiling when lower).
+   * At least 6 MiB; at most the admin's max_agent_memory_bytes (LifecycleConfig), else INVALID_ARGUMENT naming it.
    *
    * @generated from field: int64 memory_bytes = 1;
    */
   memoryBytes: bigint;
 
   /**
-   * Optional, fixed after registration. CPU limit in cores (0.5 = half a core); 0 means no limit.
+   * Optional, fixed after registration. CPU limit in cores (0.5 = half a core); 0 means the admin's default_agent_cpus
+   * (1 unless changed). At least 0.01 (smaller values are INVALID_ARGUMENT, never rounded to "no limit"); at most
+   * max_agent_cpus.
    *
    * @generated from field: double cpus = 2;
    */
   cpus: number;
 
   /**
-   * Optional, fixed after registration. Maximum number of processes; 0 means the default (256).
+   * Optional, fixed after registration. Maximum number of processes; 0 means the default (256, or the ceiling when lower).
+   * At most max_agent_pids.
    *
    * @generated from field: int64 pids_limit = 3;
    */
@@ -43,10 +47,19 @@ export type Resources = Message<"agentorch.v1.Resources"> & {
 
   /**
    * Optional, fixed after registration. How much of the container's output is kept; 0 means the default (256 KiB).
+   * At least 1 KiB; at most max_agent_output_bytes.
    *
    * @generated from field: int64 max_output_bytes = 4;
    */
   maxOutputBytes: bigint;
+
+  /**
+   * Optional, fixed after registration. Workspace size in bytes; 0 means the admin's max_agent_disk_bytes. At least 1 MiB;
+   * at most max_agent_disk_bytes.
+   *
+   * @generated from field: int64 disk_bytes = 5;
+   */
+  diskBytes: bigint;
 };
 
 /**
@@ -105,7 +118,9 @@ export const LifecycleLimitsSchema: GenMessage<LifecycleLimits> = /*@__PURE__*/
  */
 export type WorkspaceConfig = Message<"agentorch.v1.WorkspaceConfig"> & {
   /**
-   * Optional, fixed after registration. Absolute path inside the container. Default /workspace.
+   * Optional, fixed after registration. Absolute path inside the container. Default /workspace. Normalised (posix), then it
+   * must be one of the admin's allowed prefixes or under one (default /workspace, /home, /data, /mnt, /srv, /opt); the
+   * normalised path is stored. Anything else is INVALID_ARGUMENT naming the allowed prefixes.
    *
    * @generated from field: string mount_point = 1;
    */
@@ -161,14 +176,17 @@ export type AgentConfig = Message<"agentorch.v1.AgentConfig"> & {
   command: string[];
 
   /**
-   * Optional, fixed. Environment for the container; at most 256 entries. Reserved names (LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV, ENV, HTTP(S)_PROXY in either case, AGENTORCH_*) are refused.
+   * Optional, fixed, write-only. Environment for the container; at most 256 entries. Reserved names (LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV, ENV, HTTP(S)_PROXY in either case, AGENTORCH_*) are refused.
+   * The values reach the container at every start but are never returned: an agent read back (GetAgent, ListAgents,
+   * WatchAgents) has env empty and the names in env_names. They are stored apart from the agent and never logged.
    *
    * @generated from field: map<string, string> env = 5;
    */
   env: { [key: string]: string };
 
   /**
-   * Optional, fixed. Default SANDBOX_POLICY_CONTAINER (no network).
+   * Optional, fixed. Default SANDBOX_POLICY_CONTAINER (no network). SANDBOX_POLICY_CONTAINER_DIRECT needs the admin role,
+   * or an agent id or image on the admin's AGENTORCH_NETWORK_ALLOWLIST; otherwise PERMISSION_DENIED.
    *
    * @generated from field: agentorch.v1.SandboxPolicy policy = 6;
    */
@@ -194,6 +212,13 @@ export type AgentConfig = Message<"agentorch.v1.AgentConfig"> & {
    * @generated from field: agentorch.v1.WorkspaceConfig workspace = 9;
    */
   workspace?: WorkspaceConfig | undefined;
+
+  /**
+   * Output only (ignored in requests). The names set in env, sorted; their values are write-only.
+   *
+   * @generated from field: repeated string env_names = 10;
+   */
+  envNames: string[];
 };
 
 /**

@@ -474,7 +474,8 @@ export type UpdateLifecycleConfigRequest = Message<"agentorch.v1.UpdateLifecycle
 
   /**
    * Required, not empty. Paths among max_execution_time, max_concurrent_tasks, zombie_timeout,
-   * max_queued_tasks.
+   * max_queued_tasks, max_agent_memory_bytes, max_agent_cpus, max_agent_pids, max_agent_output_bytes,
+   * max_agent_disk_bytes, default_agent_cpus.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

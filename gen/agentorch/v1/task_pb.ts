@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentorch/v1/task.proto.
  */
 export const file_agentorch_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChdhZ2VudG9yY2gvdjEvdGFzay5wcm90bxIMYWdlbnRvcmNoLnYxImUKCURpcmVjdGl2ZRIMCgRnb2FsGAEgASgJEhMKC2NvbnN0cmFpbnRzGAIgAygJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYAyADKAkSGAoQb3JpZ2luYWxfcmVxdWVzdBgEIAEoCSLlAQoMVGFza1RlbXBsYXRlEg0KBWltYWdlGAEgASgJEg8KB2NvbW1hbmQYAiADKAkSMAoDZW52GAMgAygLMiMuYWdlbnRvcmNoLnYxLlRhc2tUZW1wbGF0ZS5FbnZFbnRyeRIrCgZwb2xpY3kYBCABKA4yGy5hZ2VudG9yY2gudjEuU2FuZGJveFBvbGljeRIqCglyZXNvdXJjZXMYBSABKAsyFy5hZ2VudG9yY2gudjEuUmVzb3VyY2VzGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi1QEKClRhc2tSZXN1bHQSDwoHc3VjY2VzcxgBIAEoCBIWCglleGl0X2NvZGUYAiABKAVIAIgBARIOCgZvdXRwdXQYAyABKAkSGAoQb3V0cHV0X3RydW5jYXRlZBgEIAEoCBIrCghkdXJhdGlvbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIlCgRkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpkYXRhX2Vycm9yGAcgASgJQgwKCl9leGl0X2NvZGUivwQKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRIqCglkaXJlY3RpdmUYAyABKAsyFy5hZ2VudG9yY2gudjEuRGlyZWN0aXZlEiwKCHByaW9yaXR5GAQgASgOMhouYWdlbnRvcmNoLnYxLlRhc2tQcmlvcml0eRImCgVzdGF0ZRgFIAEoDjIXLmFnZW50b3JjaC52MS5UYXNrU3RhdGUSFAoMc3RhdGVfcmVhc29uGAYgASgJEhUKDXN0YXRlX21lc3NhZ2UYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIWCg5wYXJlbnRfdGFza19pZBgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoGcmVzdWx0GA0gASgLMhguYWdlbnRvcmNoLnYxLlRhc2tSZXN1bHQSKgoHdGltZW91dBgOIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCgh0ZW1wbGF0ZRgPIAEoCzIaLmFnZW50b3JjaC52MS5UYXNrVGVtcGxhdGUSEQoJZXBoZW1lcmFsGBAgASgIEhQKDGNvbnRhaW5lcl9pZBgRIAEoCSKzAQoPTGlmZWN5Y2xlQ29uZmlnEjUKEm1heF9leGVjdXRpb25fdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIcChRtYXhfY29uY3VycmVudF90YXNrcxgCIAEoBRIxCg56b21iaWVfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcXVldWVkX3Rhc2tzGAQgASgFImYKCVRhc2tFdmVudBIlCgR0eXBlGAEgASgOMhcuYWdlbnRvcmNoLnYxLkV2ZW50VHlwZRIQCghyZXZpc2lvbhgCIAEoAxIgCgR0YXNrGAMgASgLMhIuYWdlbnRvcmNoLnYxLlRhc2sqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBCq8AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRUQVNLX1NUQVRFX1NVQk1JVFRFRBABEhYKElRBU0tfU1RBVEVfV09SS0lORxACEhgKFFRBU0tfU1RBVEVfQ09NUExFVEVEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBBIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAUSFwoTVEFTS19TVEFURV9SRUpFQ1RFRBAGYgZwcm90bzM", [file_agentorch_v1_agent, file_agentorch_v1_events, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdhZ2VudG9yY2gvdjEvdGFzay5wcm90bxIMYWdlbnRvcmNoLnYxImUKCURpcmVjdGl2ZRIMCgRnb2FsGAEgASgJEhMKC2NvbnN0cmFpbnRzGAIgAygJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYAyADKAkSGAoQb3JpZ2luYWxfcmVxdWVzdBgEIAEoCSL4AQoMVGFza1RlbXBsYXRlEg0KBWltYWdlGAEgASgJEg8KB2NvbW1hbmQYAiADKAkSMAoDZW52GAMgAygLMiMuYWdlbnRvcmNoLnYxLlRhc2tUZW1wbGF0ZS5FbnZFbnRyeRIrCgZwb2xpY3kYBCABKA4yGy5hZ2VudG9yY2gudjEuU2FuZGJveFBvbGljeRIqCglyZXNvdXJjZXMYBSABKAsyFy5hZ2VudG9yY2gudjEuUmVzb3VyY2VzEhEKCWVudl9uYW1lcxgGIAMoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItUBCgpUYXNrUmVzdWx0Eg8KB3N1Y2Nlc3MYASABKAgSFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGb3V0cHV0GAMgASgJEhgKEG91dHB1dF90cnVuY2F0ZWQYBCABKAgSKwoIZHVyYXRpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJQoEZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKZGF0YV9lcnJvchgHIAEoCUIMCgpfZXhpdF9jb2RlIr8ECgRUYXNrEg8KB3Rhc2tfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSKgoJZGlyZWN0aXZlGAMgASgLMhcuYWdlbnRvcmNoLnYxLkRpcmVjdGl2ZRIsCghwcmlvcml0eRgEIAEoDjIaLmFnZW50b3JjaC52MS5UYXNrUHJpb3JpdHkSJgoFc3RhdGUYBSABKA4yFy5hZ2VudG9yY2gudjEuVGFza1N0YXRlEhQKDHN0YXRlX3JlYXNvbhgGIAEoCRIVCg1zdGF0ZV9tZXNzYWdlGAcgASgJEg8KB2F0dGVtcHQYCCABKAUSFgoOcGFyZW50X3Rhc2tfaWQYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBnJlc3VsdBgNIAEoCzIYLmFnZW50b3JjaC52MS5UYXNrUmVzdWx0EioKB3RpbWVvdXQYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoIdGVtcGxhdGUYDyABKAsyGi5hZ2VudG9yY2gudjEuVGFza1RlbXBsYXRlEhEKCWVwaGVtZXJhbBgQIAEoCBIUCgxjb250YWluZXJfaWQYESABKAki3QIKD0xpZmVjeWNsZUNvbmZpZxI1ChJtYXhfZXhlY3V0aW9uX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKAUSMQoOem9tYmllX3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4X3F1ZXVlZF90YXNrcxgEIAEoBRIeChZtYXhfYWdlbnRfbWVtb3J5X2J5dGVzGAUgASgDEhYKDm1heF9hZ2VudF9jcHVzGAYgASgBEhYKDm1heF9hZ2VudF9waWRzGAcgASgDEh4KFm1heF9hZ2VudF9vdXRwdXRfYnl0ZXMYCCABKAMSHAoUbWF4X2FnZW50X2Rpc2tfYnl0ZXMYCSABKAMSGgoSZGVmYXVsdF9hZ2VudF9jcHVzGAogASgBImYKCVRhc2tFdmVudBIlCgR0eXBlGAEgASgOMhcuYWdlbnRvcmNoLnYxLkV2ZW50VHlwZRIQCghyZXZpc2lvbhgCIAEoAxIgCgR0YXNrGAMgASgLMhIuYWdlbnRvcmNoLnYxLlRhc2sqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBCq8AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRUQVNLX1NUQVRFX1NVQk1JVFRFRBABEhYKElRBU0tfU1RBVEVfV09SS0lORxACEhgKFFRBU0tfU1RBVEVfQ09NUExFVEVEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBBIXChNUQVNLX1NUQVRFX0NBTkNFTEVEEAUSFwoTVEFTS19TVEFURV9SRUpFQ1RFRBAGYgZwcm90bzM", [file_agentorch_v1_agent, file_agentorch_v1_events, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Directive is the work a task asks of an agent. It reaches the container in its environment:
@@ -87,25 +87,33 @@ export type TaskTemplate = Message<"agentorch.v1.TaskTemplate"> & {
   command: string[];
 
   /**
-   * Optional, fixed. Extra environment; at most 256 entries. Reserved names (LD_PRELOAD, proxies, AGENTORCH_*…) are refused.
+   * Optional, fixed, write-only. Extra environment; at most 256 entries. Reserved names (LD_PRELOAD, proxies, AGENTORCH_*…) are refused.
+   * The values are never returned (a task read back has env empty and the names in env_names), stored apart from the task and never logged.
    *
    * @generated from field: map<string, string> env = 3;
    */
   env: { [key: string]: string };
 
   /**
-   * Optional, fixed. Default SANDBOX_POLICY_CONTAINER (no network).
+   * Optional, fixed. Default SANDBOX_POLICY_CONTAINER (no network; SANDBOX_POLICY_CONTAINER_DIRECT needs what an agent's needs).
    *
    * @generated from field: agentorch.v1.SandboxPolicy policy = 4;
    */
   policy: SandboxPolicy;
 
   /**
-   * Optional, fixed. Resource limits, with the same defaults as an agent's.
+   * Optional, fixed. Resource limits, with the same defaults and ceilings as an agent's.
    *
    * @generated from field: agentorch.v1.Resources resources = 5;
    */
   resources?: Resources | undefined;
+
+  /**
+   * Output only (ignored in requests). The names set in env, sorted; their values are write-only.
+   *
+   * @generated from field: repeated string env_names = 6;
+   */
+  envNames: string[];
 };
 
 /**
@@ -321,6 +329,8 @@ export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
 /**
  * LifecycleConfig holds the task limits an operator can change while the service runs.
  *
+ * It also holds the ceilings on what an operator may ask of one agent's container. Only the admin role may change it.
+ *
  * @generated from message agentorch.v1.LifecycleConfig
  */
 export type LifecycleConfig = Message<"agentorch.v1.LifecycleConfig"> & {
@@ -355,6 +365,51 @@ export type LifecycleConfig = Message<"agentorch.v1.LifecycleConfig"> & {
    * @generated from field: int32 max_queued_tasks = 4;
    */
   maxQueuedTasks: number;
+
+  /**
+   * The most memory an agent (or task template) may ask for, in bytes. Checked at RegisterAgent, SubmitTask and again at
+   * every start: an agent registered above a ceiling lowered since cannot start (FAILED_PRECONDITION naming the ceiling).
+   * Default AGENTORCH_MAX_AGENT_MEMORY (8 GiB); between 6 MiB and 1 TiB.
+   *
+   * @generated from field: int64 max_agent_memory_bytes = 5;
+   */
+  maxAgentMemoryBytes: bigint;
+
+  /**
+   * The most CPU cores an agent may ask for. Default AGENTORCH_MAX_AGENT_CPUS (the host's cores); between 0.01 and 1024.
+   *
+   * @generated from field: double max_agent_cpus = 6;
+   */
+  maxAgentCpus: number;
+
+  /**
+   * The most processes an agent may ask for. Default AGENTORCH_MAX_AGENT_PIDS (4096); between 1 and 1000000.
+   *
+   * @generated from field: int64 max_agent_pids = 7;
+   */
+  maxAgentPids: bigint;
+
+  /**
+   * The most output an agent may ask to keep, in bytes. Default AGENTORCH_MAX_AGENT_OUTPUT_BYTES (64 MiB); between 1 KiB and 64 MiB.
+   *
+   * @generated from field: int64 max_agent_output_bytes = 8;
+   */
+  maxAgentOutputBytes: bigint;
+
+  /**
+   * The largest workspace an agent may ask for, in bytes. Default AGENTORCH_MAX_AGENT_DISK (10 GiB); between 1 MiB and 1 PiB.
+   *
+   * @generated from field: int64 max_agent_disk_bytes = 9;
+   */
+  maxAgentDiskBytes: bigint;
+
+  /**
+   * The CPU limit of an agent that asks for none (resources.cpus 0). Default AGENTORCH_DEFAULT_AGENT_CPUS (1); between
+   * 0.01 and max_agent_cpus.
+   *
+   * @generated from field: double default_agent_cpus = 10;
+   */
+  defaultAgentCpus: number;
 };
 
 /**

@@ -6,7 +6,7 @@
  */
 import { posix } from "node:path";
 import type { SandboxPolicy } from "../agent.js";
-import { checkString, validateAgentConfig, validateCommand, validateEnv, validateImage } from "../agent-config.js";
+import { type AgentRules, checkString, DEFAULT_AGENT_RULES, validateAgentConfig, validateCommand, validateEnv, validateImage } from "../agent-config.js";
 import { AgentorchError, failedPrecondition, invalidArgument, isAgentorchError } from "../errors.js";
 import type { Directive, Task, TaskTemplate } from "./task.js";
 
@@ -41,7 +41,7 @@ export interface TaskTemplateInput {
   env?: Record<string, string>;
   /** undefined: the default (container). "unknown" (an unrecognised proto value) is refused. */
   policy?: SandboxPolicy | "unknown";
-  resources?: { memoryBytes?: number; cpus?: number; pidsLimit?: number; maxOutputBytes?: number };
+  resources?: { memoryBytes?: number; cpus?: number; pidsLimit?: number; maxOutputBytes?: number; diskBytes?: number };
 }
 
 // Tab, LF and CR are text; every other C0/C1 control and lone surrogates are refused.
@@ -75,26 +75,26 @@ export function validateGaps(gaps: string[] | undefined): string[] {
 }
 
 /** Validates a template like an agent configuration, naming fields "template.…"; fills in defaults. */
-export function validateTemplate(input: TaskTemplateInput | undefined): TaskTemplate {
+export function validateTemplate(input: TaskTemplateInput | undefined, rules: AgentRules = DEFAULT_AGENT_RULES): TaskTemplate {
   if (input === undefined || input === null || typeof input !== "object") {
     throw invalidArgument("template is required", { field: "template" });
   }
   const image = validateImage(input.image, "template.image");
   const command = validateCommand(input.command, "template.command");
   // validateEnv refuses reserved names (LD_PRELOAD, proxies, AGENTORCH_*…).
-  const env = validateEnv(input.env, "template.env");
+  const envNames = Object.keys(validateEnv(input.env, "template.env")).sort();
   if (input.policy === "unknown") throw invalidArgument("template.policy is not a known SandboxPolicy", { field: "template.policy" });
   const policy: SandboxPolicy = input.policy ?? "container";
   let resources;
   try {
     // One set of resource rules: the agent's. The id is a placeholder, never used.
-    resources = validateAgentConfig({ agentId: "template", image, resources: input.resources ?? {} }).resources;
+    resources = validateAgentConfig({ agentId: "template", image, resources: input.resources ?? {} }, rules).resources;
   } catch (err) {
     if (!isAgentorchError(err, "invalid_argument")) throw err;
     const field = err.details.field === undefined ? "template" : `template.${err.details.field}`;
     throw new AgentorchError("invalid_argument", `template.${err.message}`, { field });
   }
-  return { image, command, env, policy, resources };
+  return { image, command, envNames, policy, resources };
 }
 
 /**

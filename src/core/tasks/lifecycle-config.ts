@@ -3,10 +3,12 @@
  * defaults, ranges, and applying a field-mask update. One place, so the API handler, the
  * stored copy and the scheduler agree on what is valid.
  */
+import { availableParallelism } from "node:os";
+import { type AgentCeilings, CEILING_RANGES, DEFAULT_AGENT_CEILINGS } from "../agent-ceilings.js";
 import { invalidArgument } from "../errors.js";
 
-/** Durations in milliseconds. */
-export interface LifecycleConfig {
+/** Durations in milliseconds. The agent ceilings (what an operator may ask of a container) are changed here too. */
+export interface LifecycleConfig extends AgentCeilings {
   maxExecutionTimeMs: number;
   maxConcurrentTasks: number;
   zombieTimeoutMs: number;
@@ -18,6 +20,9 @@ export const DEFAULT_LIFECYCLE_CONFIG: Readonly<LifecycleConfig> = {
   maxConcurrentTasks: 5,
   zombieTimeoutMs: 900_000,
   maxQueuedTasks: 10_000,
+  ...DEFAULT_AGENT_CEILINGS,
+  // The host's cores: no agent may ask for more than the machine has.
+  maxAgentCpus: availableParallelism(),
 };
 
 const SECOND = 1000;
@@ -29,6 +34,12 @@ export const LIFECYCLE_CONFIG_PATHS = {
   max_concurrent_tasks: "maxConcurrentTasks",
   zombie_timeout: "zombieTimeoutMs",
   max_queued_tasks: "maxQueuedTasks",
+  max_agent_memory_bytes: "maxAgentMemoryBytes",
+  max_agent_cpus: "maxAgentCpus",
+  max_agent_pids: "maxAgentPids",
+  max_agent_output_bytes: "maxAgentOutputBytes",
+  max_agent_disk_bytes: "maxAgentDiskBytes",
+  default_agent_cpus: "defaultAgentCpus",
 } as const satisfies Record<string, keyof LifecycleConfig>;
 
 const RANGES: Readonly<Record<keyof LifecycleConfig, readonly [field: string, min: number, max: number]>> = {
@@ -36,14 +47,19 @@ const RANGES: Readonly<Record<keyof LifecycleConfig, readonly [field: string, mi
   maxConcurrentTasks: ["max_concurrent_tasks", 1, 1000],
   zombieTimeoutMs: ["zombie_timeout", SECOND, 30 * DAY],
   maxQueuedTasks: ["max_queued_tasks", 1, 1_000_000],
+  ...CEILING_RANGES,
 };
+
+/** Fields that take fractions (CPU cores); every other one is a whole number. */
+const FRACTIONAL: ReadonlySet<keyof LifecycleConfig> = new Set(["maxAgentCpus", "defaultAgentCpus"]);
 
 /** Throws INVALID_ARGUMENT naming the field unless every value is in range and zombie_timeout >= max_execution_time. */
 export function validateLifecycleConfig(c: LifecycleConfig): LifecycleConfig {
   for (const key of Object.keys(RANGES) as (keyof LifecycleConfig)[]) {
     const [field, min, max] = RANGES[key];
     const v = c[key];
-    if (!Number.isSafeInteger(v) || v < min || v > max) {
+    const wellFormed = FRACTIONAL.has(key) ? Number.isFinite(v) : Number.isSafeInteger(v);
+    if (!wellFormed || v < min || v > max) {
       throw invalidArgument(`${field} must be between ${min} and ${max}${key.endsWith("Ms") ? " ms" : ""} (got ${v})`, { field });
     }
   }
@@ -52,6 +68,9 @@ export function validateLifecycleConfig(c: LifecycleConfig): LifecycleConfig {
     throw invalidArgument(`zombie_timeout (${c.zombieTimeoutMs} ms) must be at least max_execution_time (${c.maxExecutionTimeMs} ms)`, {
       field: "zombie_timeout",
     });
+  }
+  if (c.defaultAgentCpus > c.maxAgentCpus) {
+    throw invalidArgument(`default_agent_cpus (${c.defaultAgentCpus}) may not be above max_agent_cpus (${c.maxAgentCpus})`, { field: "default_agent_cpus" });
   }
   return { ...c };
 }

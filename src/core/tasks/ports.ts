@@ -20,8 +20,10 @@ export interface TaskQuery {
 export interface TaskStore {
   /** The next submission sequence number (strictly increasing, survives restarts). */
   nextSeq(): number;
-  /** Throws already_exists on a duplicate id. */
-  insertTask(task: Task): StoredEvent<Task>;
+  /** Throws already_exists on a duplicate id. env (a template's values) is kept apart from the task, as an agent's is. */
+  insertTask(task: Task, env?: Record<string, string>): StoredEvent<Task>;
+  /** The template environment values of a task ({} when none): a retry makes its new ephemeral agent with them. */
+  taskEnv(taskId: string): Record<string, string>;
   /** Throws not_found when the task is gone. */
   updateTask(task: Task): StoredEvent<Task>;
   getTask(taskId: string): Task | undefined;

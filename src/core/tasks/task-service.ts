@@ -7,7 +7,8 @@
  * task-runs.ts, recovery after a restart and zombie reaping in task-recovery.ts.
  */
 import type { Agent } from "../agent.js";
-import type { AgentService } from "../agent-service.js";
+import { ceilingsOf } from "../agent-ceilings.js";
+import type { AgentService, Requester } from "../agent-service.js";
 import { errorMessage, invalidArgument, notFound, resourceExhausted } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import { decodePageToken, encodePageToken, pageSize } from "../page-token.js";
@@ -48,6 +49,8 @@ export interface SubmitTaskInput {
   timeoutMs: number;
   /** The submitting call's W3C traceparent, already validated; its container gets it as AGENTORCH_TRACEPARENT. */
   traceparent?: string;
+  /** Who submits: a template asking for a network needs what an agent's registration needs. */
+  requester?: Requester;
 }
 
 export interface ListTasksInput {
@@ -98,6 +101,8 @@ export class TaskService {
       ...deps.defaults,
       ...(stored ? (JSON.parse(stored) as Partial<LifecycleConfig>) : {}),
     });
+    // The agent ceilings are part of this config: the agent service checks against them.
+    deps.agents.policy.setCeilings(ceilingsOf(this.config));
     this.scheduler = createScheduler({
       maxConcurrent: this.config.maxConcurrentTasks,
       maxQueued: this.config.maxQueuedTasks,
@@ -165,6 +170,7 @@ export class TaskService {
     const next = applyLifecycleConfigUpdate(this.config, patch, paths);
     this.deps.store.setMeta(CONFIG_META_KEY, JSON.stringify(next));
     this.config = next;
+    this.deps.agents.policy.setCeilings(ceilingsOf(next));
     this.scheduler.setMaxQueued(next.maxQueuedTasks);
     this.scheduler.setMaxConcurrent(next.maxConcurrentTasks);
     this.logger.info({ config: next }, "lifecycle config updated");
@@ -220,15 +226,17 @@ export class TaskService {
     return this.get(taskId);
   }
 
-  async retry(taskId: string, gaps: string[]): Promise<Task> {
+  async retry(taskId: string, gaps: string[], requester: Requester = {}): Promise<Task> {
     const previous = this.get(taskId);
     assertRetryable(previous);
     const constraints = buildRetryConstraints(previous, validateGaps(gaps));
     const directive: Directive = { ...previous.directive, constraints };
-    const target = previous.ephemeral ? { template: previous.template } : { agentId: previous.agentId };
+    // The template's env values are not on the task (they are write-only): its stored ones.
+    const template = previous.template && { ...previous.template, env: this.deps.tasks.taskEnv(previous.taskId) };
+    const target = previous.ephemeral ? { template } : { agentId: previous.agentId };
     return this.submitValidated(
       directive,
-      { directive, priority: previous.priority, timeoutMs: previous.requestedTimeoutMs ?? 0, ...target },
+      { directive, priority: previous.priority, timeoutMs: previous.requestedTimeoutMs ?? 0, requester, ...target },
       { attempt: previous.attempt + 1, parentTaskId: previous.taskId },
     );
   }
@@ -258,20 +266,24 @@ export class TaskService {
     const taskId = newTaskId();
     let agent: Agent;
     let template: TaskTemplate | undefined;
+    let env: Record<string, string> = {};
     if (hasAgent) {
       agent = agents.availableForTask(input.agentId!);
     } else {
-      template = validateTemplate(input.template);
+      template = validateTemplate(input.template, agents.policy.rules());
+      env = input.template?.env ?? {};
+      const agentId = `eph-${taskId.slice("task-".length)}`;
+      agents.policy.checkNetwork(template.policy, agentId, template.image, input.requester ?? {}, "template.policy");
       agent = await agents.registerEphemeral({
-        agentId: `eph-${taskId.slice("task-".length)}`,
+        agentId,
         name: `ephemeral agent of ${taskId}`,
         image: template.image,
         command: template.command,
-        env: template.env,
+        env,
         policy: template.policy,
         resources: template.resources,
         lifecycle: { maxIdleMs: 0 },
-      });
+      }, input.requester);
     }
     // From here to the enqueue nothing awaits: the check above and the reservation below are atomic.
     const task: Task = {
@@ -292,7 +304,7 @@ export class TaskService {
       seq: this.deps.tasks.nextSeq(),
       ...(input.traceparent ? { traceparent: input.traceparent } : {}),
     };
-    this.deps.bus.publish(this.deps.tasks.insertTask(task));
+    this.deps.bus.publish(this.deps.tasks.insertTask(task, env));
     agents.reserveForTask(agent.config.agentId, taskId);
     this.logger.info({ taskId, agentId: task.agentId, priority: task.priority, attempt: task.attempt }, "task submitted");
     this.scheduler.enqueue(taskId, task.priority, task.seq);

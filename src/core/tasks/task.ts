@@ -86,7 +86,8 @@ export interface Directive {
 export interface TaskTemplate {
   image: string;
   command: string[];
-  env: Record<string, string>;
+  /** Sorted names of the template's environment; the values are kept apart (TaskStore.taskEnv), like an agent's. */
+  envNames: string[];
   policy: SandboxPolicy;
   resources: Resources;
 }

@@ -91,6 +91,38 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX messages_acked ON messages (acked_at) WHERE acked_at IS NOT NULL;
   `,
+  // 4: environment values are write-only (issue 12 item 4). They move out of the agent and
+  // task JSON (which readers, watch streams and the event log carry) into env_secrets, keyed
+  // "agent:<id>" or "task:<id>"; the JSON keeps the sorted names (envNames). Events already
+  // logged are scrubbed the same way. Why a table and not encryption with a key file: the
+  // key would sit in the same data directory (0700, database 0600), so encryption would only
+  // add a second file to lose; what leaked was every read path carrying the values, and a
+  // table that only a container start reads closes that. secure_delete (see sqlite-store.ts)
+  // zeroes the pages the old JSON leaves behind.
+  `
+  CREATE TABLE env_secrets (
+    owner TEXT PRIMARY KEY,
+    env   TEXT NOT NULL
+  );
+  INSERT INTO env_secrets (owner, env)
+    SELECT 'agent:' || agent_id, json_extract(data, '$.config.env') FROM agents
+    WHERE json_type(data, '$.config.env') = 'object' AND json_extract(data, '$.config.env') != '{}';
+  UPDATE agents SET data = json_set(json_remove(data, '$.config.env'), '$.config.envNames',
+      json((SELECT json_group_array(key) FROM (SELECT key FROM json_each(agents.data, '$.config.env') ORDER BY key))))
+    WHERE json_type(data, '$.config.env') = 'object';
+  UPDATE events SET data = json_set(json_remove(data, '$.config.env'), '$.config.envNames',
+      json((SELECT json_group_array(key) FROM (SELECT key FROM json_each(events.data, '$.config.env') ORDER BY key))))
+    WHERE kind = 'agent' AND json_type(data, '$.config.env') = 'object';
+  INSERT INTO env_secrets (owner, env)
+    SELECT 'task:' || task_id, json_extract(data, '$.template.env') FROM tasks
+    WHERE json_type(data, '$.template.env') = 'object' AND json_extract(data, '$.template.env') != '{}';
+  UPDATE tasks SET data = json_set(json_remove(data, '$.template.env'), '$.template.envNames',
+      json((SELECT json_group_array(key) FROM (SELECT key FROM json_each(tasks.data, '$.template.env') ORDER BY key))))
+    WHERE json_type(data, '$.template.env') = 'object';
+  UPDATE events SET data = json_set(json_remove(data, '$.template.env'), '$.template.envNames',
+      json((SELECT json_group_array(key) FROM (SELECT key FROM json_each(events.data, '$.template.env') ORDER BY key))))
+    WHERE kind = 'task' AND json_type(data, '$.template.env') = 'object';
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -46,6 +46,10 @@ export interface SqliteStore extends Store {
   write<T>(fn: () => T): T;
   /** Runs a read; SQLite failures are mapped to AgentorchErrors. */
   read<T>(fn: () => T): T;
+  /** Stores environment values apart from every entity's JSON (owner "agent:<id>" or "task:<id>"); {} deletes them. Only inside write(). */
+  putEnv(owner: string, env: Record<string, string>): void;
+  /** The values stored for owner, {} when none. */
+  getEnv(owner: string): Record<string, string>;
   /** Appends an event with the next revision. Only inside write(), so it commits with the change it reports. */
   appendEvent<T>(kind: EntityKind, type: EventType, id: string, entity: T): StoredEvent<T>;
 }
@@ -69,6 +73,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
+    // Deleted content (an agent's env values when it is removed, JSON rewritten by a migration)
+    // is overwritten with zeros rather than left in free pages of the file.
+    db.pragma("secure_delete = ON");
     migrate(db, logger);
   } catch (err) {
     db.close();
@@ -136,6 +143,19 @@ class SqliteStoreImpl implements SqliteStore {
     return { revision, kind, type, id, entity: decodeJson(json), time };
   }
 
+  putEnv(owner: string, env: Record<string, string>): void {
+    if (!this.db.inTransaction) throw new AgentorchError("internal", "env stored outside a write transaction");
+    if (Object.keys(env).length === 0) this.s.deleteEnv.run(owner);
+    else this.s.putEnv.run(owner, JSON.stringify(env));
+  }
+
+  getEnv(owner: string): Record<string, string> {
+    return this.read(() => {
+      const json = this.s.getEnv.get(owner);
+      return json === undefined ? {} : (decodeJson(json) as Record<string, string>);
+    });
+  }
+
   // ------------------------------------------------------------ agents
 
   getAgent(agentId: string): Agent | undefined {
@@ -179,15 +199,20 @@ class SqliteStoreImpl implements SqliteStore {
     return this.read(() => this.s.countAgents.get() ?? 0);
   }
 
-  insertAgent(agent: Agent): StoredEvent<Agent> {
+  insertAgent(agent: Agent, env: Record<string, string> = {}): StoredEvent<Agent> {
     const id = agent.config.agentId;
     const json = encodeAgent(agent);
     return this.write(() => {
       if (this.s.insertAgent.run(id, agent.status, json).changes === 0) {
         throw alreadyExists(`agent "${id}" already exists`, { agentId: id });
       }
+      this.putEnv(`agent:${id}`, env);
       return this.appendJson("agent", "added", id, json) as StoredEvent<Agent>;
     });
+  }
+
+  agentEnv(agentId: string): Record<string, string> {
+    return this.getEnv(`agent:${agentId}`);
   }
 
   updateAgent(agent: Agent): StoredEvent<Agent> {
@@ -207,6 +232,7 @@ class SqliteStoreImpl implements SqliteStore {
       if (json === undefined) return undefined;
       // The output tail belongs to this agent: a later agent with the same id must not inherit it.
       this.s.deleteOutput.run(agentId);
+      this.s.deleteEnv.run(`agent:${agentId}`);
       return this.appendJson("agent", "removed", agentId, json) as StoredEvent<Agent>;
     });
   }

@@ -31,6 +31,10 @@ export interface Statements {
   updateAgent: Stmt<[string, string, string]>;
   deleteAgent: Stmt<[string], string>;
   deleteOutput: Stmt<[string]>;
+  /** Params: owner ("agent:<id>", "task:<id>"), env JSON. */
+  putEnv: Stmt<[string, string]>;
+  getEnv: Stmt<[string], string>;
+  deleteEnv: Stmt<[string]>;
 
   /** Params: pruned-through meta key, kind, type, entity id, data, time. Returns the new revision. */
   appendEvent: Stmt<[string, string, string, string, string, number], number>;
@@ -90,6 +94,9 @@ export function prepareStatements(db: Database.Database): Statements {
     updateAgent: db.prepare("UPDATE agents SET status = ?, data = ? WHERE agent_id = ?"),
     deleteAgent: pluck("DELETE FROM agents WHERE agent_id = ? RETURNING data"),
     deleteOutput: db.prepare("DELETE FROM outputs WHERE agent_id = ?"),
+    putEnv: db.prepare("INSERT INTO env_secrets (owner, env) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET env = excluded.env"),
+    getEnv: pluck("SELECT env FROM env_secrets WHERE owner = ?"),
+    deleteEnv: db.prepare("DELETE FROM env_secrets WHERE owner = ?"),
 
     appendEvent: pluck(
       `INSERT INTO events (revision, kind, type, entity_id, data, time)

@@ -36,12 +36,13 @@ export function createSqliteTaskStore(store: SqliteStore): TaskStore {
 
   return {
     nextSeq: () => store.read(() => nextSeq.get() ?? 1),
-    insertTask(task: Task): StoredEvent<Task> {
+    insertTask(task: Task, env: Record<string, string> = {}): StoredEvent<Task> {
       const json = JSON.stringify(task);
       return store.write(() => {
         if (insert.run(task.taskId, task.seq, task.state, task.agentId, json).changes === 0) {
           throw alreadyExists(`task "${task.taskId}" already exists`, { taskId: task.taskId });
         }
+        store.putEnv(`task:${task.taskId}`, env);
         return store.appendEvent("task", "added", task.taskId, task);
       });
     },
@@ -53,6 +54,9 @@ export function createSqliteTaskStore(store: SqliteStore): TaskStore {
         }
         return store.appendEvent("task", "changed", task.taskId, task);
       });
+    },
+    taskEnv(taskId: string): Record<string, string> {
+      return store.getEnv(`task:${taskId}`);
     },
     getTask(taskId: string): Task | undefined {
       return store.read(() => {
