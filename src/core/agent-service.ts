@@ -22,6 +22,7 @@ import { AgentorchError, alreadyExists, errorMessage, failedPrecondition, resour
 import type { EventBus } from "./event-bus.js";
 import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
+import { UnrecordedChanges } from "./unrecorded-changes.js";
 import { DEFAULT_WATCH_LIMITS, type WatchItem, type WatchLimits, type WatchRequest } from "./watch.js";
 
 export type { AgentPage, ListAgentsInput } from "./agent-queries.js";
@@ -75,6 +76,8 @@ export class AgentService {
   private readonly config: AgentServiceConfig;
   private readonly bus: EventBus;
   private readonly outputDeps: OutputDeps;
+  /** Stops and removals done while the store refused writes; written once it accepts them. */
+  private readonly unrecorded: UnrecordedChanges;
   /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
   readonly busy = new Set<string>();
 
@@ -94,6 +97,8 @@ export class AgentService {
       enforceIntervalMs: deps.config.enforceIntervalMs,
       restartBackoffMs: deps.config.restartBackoffMs ?? 1000,
     });
+    const emitExit = (e: AgentExit) => this.supervisor.emitExit(e);
+    this.unrecorded = new UnrecordedChanges({ registry: this.registry, backend: deps.backend, busy: this.busy, emitExit, logger: this.logger });
   }
 
   async register(input: AgentConfigInput, _signal?: AbortSignal): Promise<Agent> {
@@ -116,17 +121,8 @@ export class AgentService {
     const workspacePath = await this.workspaces.create(config.agentId);
     const now = this.registry.now();
     return this.registry.insert({
-      config,
-      status: "idle",
-      statusReason: "registered",
-      containerId: "",
-      workspacePath,
-      createdAt: now,
-      restartCount: 0,
-      executionCount: 0,
-      crashRestarts: 0,
-      tokenHash: "",
-      ephemeral,
+      config, status: "idle", statusReason: "registered", containerId: "", workspacePath, createdAt: now,
+      restartCount: 0, executionCount: 0, crashRestarts: 0, tokenHash: "", ephemeral,
     });
   }
 
@@ -149,7 +145,6 @@ export class AgentService {
   ephemeralAgents(): Agent[] {
     return allAgents(this.registry.store).filter((a) => a.ephemeral);
   }
-
 
   async start(agentId: string, signal?: AbortSignal, options: StartOptions = {}): Promise<Agent> {
     const agent = this.registry.get(agentId);
@@ -222,43 +217,58 @@ export class AgentService {
 
   /**
    * Kills the agent's container and leaves it in final. A kill that fails still ends in
-   * final; the container is recorded for the reaper.
+   * final; the container is recorded for the reaper. A store that refuses writes (a full
+   * disk) does not keep the container running: it is killed all the same and the record
+   * follows once the store can write (UnrecordedChanges; the answer's status reason says so).
    */
   async stopAs(agent: Agent, final: "idle" | "terminated" | "failed", reason: string, signal?: AbortSignal): Promise<Agent> {
     const agentId = agent.config.agentId;
-    const stopping = this.registry.setStatus(agent, "stopping", reason);
+    let stopping: Agent;
+    try {
+      stopping = this.registry.setStatus(agent, "stopping", reason);
+    } catch (err) {
+      return this.unrecorded.killUnrecorded(agent, final, reason, err, signal);
+    }
     this.busy.add(agentId);
     try {
       const output = await this.captureOutput(stopping, signal);
       await this.removeContainer(agentId, stopping.containerId, signal);
-      const stopped = this.registry.setStatus(this.registry.get(agentId), final, reason, { tokenHash: "" });
-      this.supervisor.emitExit({
-        agent: stopped,
-        containerId: stopping.containerId,
-        taskId: stopping.currentTaskId,
-        cause: "stopped",
-        oomKilled: false,
-        output,
-      });
+      let stopped: Agent;
+      try {
+        stopped = this.registry.setStatus(this.registry.get(agentId), final, reason, { tokenHash: "" });
+      } catch (err) {
+        return this.unrecorded.stopped(stopping, final, reason, err);
+      }
+      this.supervisor.emitExit({ agent: stopped, containerId: stopping.containerId, taskId: stopping.currentTaskId, cause: "stopped", oomKilled: false, output });
       return stopped;
     } finally {
-      this.busy.delete(agentId);
+      if (!this.unrecorded.get(agentId)) this.busy.delete(agentId);
     }
   }
 
-  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<void> {
+  /**
+   * Removes the agent: its container first, then its record. When the store cannot write,
+   * the container is still removed and the removal is recorded once it can (recordPending).
+   */
+  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<{ recordPending: boolean }> {
     const agent = this.registry.get(agentId);
-    if (agent.status === "starting" || agent.status === "stopping") {
+    if ((agent.status === "starting" || agent.status === "stopping") && !this.unrecorded.get(agentId)) {
       throw failedPrecondition(`cannot remove agent "${agentId}": invalid state ${agent.status.toUpperCase()}; retry shortly`, { agentId });
     }
-    if (agent.status === "running") {
+    if (agent.status === "running" || agent.status === "starting" || agent.status === "stopping") {
       await this.stopAs(agent, "idle", "removing", signal);
     } else if (agent.containerId) {
       // An exited container may still be there (its removal failed or is under way).
       await this.removeContainer(agentId, agent.containerId, signal);
     }
-    this.registry.delete(agentId);
+    let recordPending = false;
+    try {
+      this.registry.delete(agentId);
+    } catch (err) {
+      recordPending = this.unrecorded.removed(agentId, err);
+    }
     if (opts.deleteWorkspace) await this.workspaces.remove(agentId);
+    return { recordPending };
   }
 
   /** The tail of the current container's output, or of the last one's as saved when it ended. */
@@ -270,7 +280,6 @@ export class AgentService {
   async *streamOutput(agentId: string, tailBytes: number, follow: boolean, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     yield* streamOutput(this.outputDeps, this.registry.get(agentId), tailBytes, follow, signal);
   }
-
 
   // ------------------------------------------------------------------ task reservations (TaskService)
 
@@ -353,9 +362,9 @@ export class AgentService {
   }
 
   async close(): Promise<void> {
+    this.unrecorded.close();
     await this.supervisor.close();
   }
-
 
   /** Saves the container's output tail so it can be read after the container is gone. */
   captureOutput(agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
@@ -373,6 +382,11 @@ export class AgentService {
       this.registry.store.addPendingRemoval(containerId, agentId);
       return false;
     }
+  }
+
+  /** Stops and removals made while the store refused writes, not yet recorded (0 when none). */
+  unrecordedCount(): number {
+    return this.unrecorded.size;
   }
 
   private checkImage(image: string): void {
