@@ -246,11 +246,8 @@ export class AgentService {
     }
   }
 
-  /**
-   * Removes the agent: its container first, then its record. When the store cannot write,
-   * the container is still removed and the removal is recorded once it can (recordPending).
-   */
-  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<{ recordPending: boolean }> {
+  /** Removes the agent: container, then record (recordPending: once the store can write), then workspace. */
+  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<{ recordPending: boolean; keptWorkspace?: string }> {
     const agent = this.registry.get(agentId);
     if ((agent.status === "starting" || agent.status === "stopping") && !this.unrecorded.get(agentId)) {
       throw failedPrecondition(`cannot remove agent "${agentId}": invalid state ${agent.status.toUpperCase()}; retry shortly`, { agentId });
@@ -267,8 +264,10 @@ export class AgentService {
     } catch (err) {
       recordPending = this.unrecorded.removed(agentId, err);
     }
+    // Kept unless asked, but aside: a later agent of this id starts with an empty workspace.
     if (opts.deleteWorkspace) await this.workspaces.remove(agentId);
-    return { recordPending };
+    const keptWorkspace = opts.deleteWorkspace ? undefined : await this.workspaces.setAside(agentId);
+    return { recordPending, keptWorkspace };
   }
 
   /** The tail of the current container's output, or of the last one's as saved when it ended. */
@@ -300,10 +299,7 @@ export class AgentService {
     return this.registry.update(agent, { currentTaskId: taskId });
   }
 
-  /**
-   * At recovery: reserves the agent again for a waiting task, unless the agent is gone or
-   * another task holds it. Its status is not checked: the task's run checks it when it starts.
-   */
+  /** At recovery: reserves the agent again for a waiting task, unless it is gone or held (its run checks its status). */
   restoreReservation(agentId: string, taskId: string): void {
     const agent = this.registry.find(agentId);
     if (agent && !agent.currentTaskId) this.registry.update(agent, { currentTaskId: taskId });
@@ -359,6 +355,11 @@ export class AgentService {
 
   async open(): Promise<void> {
     await this.supervisor.open();
+    // Workspaces of no agent are a crashed registration's (RemoveAgent moves kept ones aside).
+    for (const agentId of (await this.workspaces.list()).filter((id) => !this.registry.find(id))) {
+      this.logger.info({ agentId }, "removing the workspace of no registered agent");
+      await this.workspaces.remove(agentId);
+    }
   }
 
   async close(): Promise<void> {
