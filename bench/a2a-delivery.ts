@@ -33,7 +33,8 @@ export async function a2aDelivery(ctx: BenchContext): Promise<BenchResult> {
   const stepS = ctx.quick ? 2 : 10;
   const warmupS = 1;
 
-  const service = await startService({ nodeArgs: ctx.serviceNodeArgs });
+  // One sender pushes up to the ladder's top rate with acknowledgements every 100 ms: above the default per-sender quota.
+  const service = await startService({ nodeArgs: ctx.serviceNodeArgs, env: { AGENTORCH_MAILBOX_MAX_PER_SENDER: "100000" } });
   const bare = await startBaseline();
   const client = new Client(service.address);
   let pairs = 0;

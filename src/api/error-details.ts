@@ -48,6 +48,10 @@ export function detailsFor(err: AgentorchError): OutgoingDetail[] {
   if (details.agentId) metadata.agent_id = details.agentId;
   if (details.taskId) metadata.task_id = details.taskId;
   if (details.field) metadata.field = details.field;
+  if (details.limit) {
+    metadata.setting = details.limit.setting;
+    metadata.limit = String(details.limit.value);
+  }
   const out: OutgoingDetail[] = [
     { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: reasonOf(err.kind, details), domain: ERROR_DOMAIN, metadata }) },
   ];

@@ -2,7 +2,10 @@
  * grpc.health.v1.Health, so load balancers, orchestrators and `grpc-health-probe` can
  * tell whether this instance serves. "" (the server) is SERVING until shutdown begins;
  * the agent API and "docker" follow the container engine's reachability, since without
- * it no agent can be started.
+ * it no agent can be started. "store" says whether the store accepts writes: NOT_SERVING
+ * from a write it could not make (a full disk) until one succeeds (the store probes). The
+ * rest stays SERVING then: reads, StopAgent and RemoveAgent still work (their records
+ * follow once the store can write), and an operator must still reach the instance.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -23,32 +26,45 @@ export interface EngineHealthSource {
   onEngineHealth(cb: (healthy: boolean) => void): () => void;
 }
 
+/** Whether the store accepts writes (the SQLite store implements this). */
+export interface StoreHealthSource {
+  writable(): boolean;
+  /** Returns an unsubscribe function. */
+  onWritable(cb: (writable: boolean) => void): () => void;
+}
+
 /** The health service plus the switch the composition root flips at shutdown. */
 export interface HealthServer {
   impl: ServiceImpl<typeof Health>;
   /** Everything NOT_SERVING; open Watch streams get that status and then end. Idempotent. */
   shutdown(): void;
+  /** Each name's status as text (SERVING, NOT_SERVING), for GET /healthz. */
+  summary(): Record<string, string>;
 }
 
 /** The name "docker" reports the container engine alone. */
 export const DOCKER_HEALTH_NAME = "docker";
+/** The name "store" reports whether the store accepts writes. */
+export const STORE_HEALTH_NAME = "store";
 
-/** Creates the health service for this server. */
-export function createHealthServer(deps: { engine: EngineHealthSource }): HealthServer {
+/** Creates the health service for this server ("store" only when a store source is given). */
+export function createHealthServer(deps: { engine: EngineHealthSource; store?: StoreHealthSource }): HealthServer {
   const engineServices = new Set([AgentOrchestratorService.typeName, LifecycleService.typeName, DOCKER_HEALTH_NAME]);
+  const names = ["", ...engineServices, ...(deps.store ? [STORE_HEALTH_NAME] : [])];
   const watchers = new Set<() => void>();
   let shuttingDown = false;
 
   const statusOf = (service: string): ServingStatus | undefined => {
-    if (service !== "" && !engineServices.has(service)) return undefined;
+    if (!names.includes(service)) return undefined;
     if (shuttingDown) return ServingStatus.NOT_SERVING;
     if (service === "") return ServingStatus.SERVING;
-    return deps.engine.engineHealthy() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    const up = service === STORE_HEALTH_NAME ? deps.store!.writable() : deps.engine.engineHealthy();
+    return up ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   };
   const notify = () => {
     for (const wake of watchers) wake();
   };
-  const unsubscribe = deps.engine.onEngineHealth(notify);
+  const unsubscribers = [deps.engine.onEngineHealth(notify), ...(deps.store ? [deps.store.onWritable(notify)] : [])];
   const response = (status: ServingStatus) => create(HealthCheckResponseSchema, { status });
 
   async function* watch(req: HealthCheckRequest, ctx: HandlerContext): AsyncGenerator<HealthCheckResponse> {
@@ -96,14 +112,17 @@ export function createHealthServer(deps: { engine: EngineHealthSource }): Health
       watch,
       list() {
         const statuses: Record<string, HealthCheckResponse> = {};
-        for (const name of ["", ...engineServices]) statuses[name] = response(statusOf(name)!);
+        for (const name of names) statuses[name] = response(statusOf(name)!);
         return create(HealthListResponseSchema, { statuses });
       },
+    },
+    summary() {
+      return Object.fromEntries(names.filter((n) => n !== "").map((n) => [n, ServingStatus[statusOf(n)!]]));
     },
     shutdown() {
       if (shuttingDown) return;
       shuttingDown = true;
-      unsubscribe();
+      for (const unsubscribe of unsubscribers) unsubscribe();
       notify();
     },
   };

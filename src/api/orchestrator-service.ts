@@ -60,8 +60,8 @@ export function createOrchestratorService(deps: {
       return { agent: agentToProto(await agents.stop(req.agentId, ctx.signal)) };
     },
     async removeAgent(req, ctx) {
-      await agents.remove(req.agentId, { deleteWorkspace: req.deleteWorkspace }, ctx.signal);
-      return {};
+      const { recordPending, keptWorkspace } = await agents.remove(req.agentId, { deleteWorkspace: req.deleteWorkspace }, ctx.signal);
+      return { recordPending, keptWorkspacePath: keptWorkspace ?? "" };
     },
     async getAgentOutput(req, ctx) {
       const maxBytes = int64ToNumber(req.maxBytes, "max_bytes");

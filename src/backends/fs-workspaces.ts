@@ -5,14 +5,16 @@
  * workspace (a container can plant symlinks, FIFOs or swap paths between check and use).
  */
 import { constants as FS } from "node:fs";
-import { chmod, chown, lstat, mkdir, open, realpath, rm, unlink } from "node:fs/promises";
-import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { chmod, chown, lstat, mkdir, open, readdir, realpath, rename, rm, unlink } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { type AgentorchError, invalidArgument } from "../core/errors.js";
 import type { Logger, Workspaces } from "../core/ports.js";
 
 export interface FsWorkspacesOptions {
   /** Directory holding one sub-directory per agent. Created when missing. */
   root: string;
+  /** Where workspaces kept by RemoveAgent go (as <id>-<time>); default: root's sibling "workspaces-removed". */
+  removedRoot?: string;
   /** "uid:gid" of the container's user, who must be able to write the workspace. */
   containerUser: string;
   logger: Logger;
@@ -37,6 +39,7 @@ const isMissing = (err: unknown): boolean =>
 /** Creates the workspace adapter; nothing touches the disk until the first call. */
 export function createFsWorkspaces(options: FsWorkspacesOptions): Workspaces {
   const root = resolve(options.root);
+  const removedRoot = resolve(options.removedRoot ?? join(dirname(root), "workspaces-removed"));
   const owner = parseUser(options.containerUser);
   const log = options.logger.child({ component: "workspaces" });
   const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -92,6 +95,29 @@ export function createFsWorkspaces(options: FsWorkspacesOptions): Workspaces {
       const dir = dirOf(agentId);
       await rm(dir, { recursive: true, force: true });
       log.debug({ agentId, dir }, "workspace removed");
+    },
+
+    async setAside(agentId) {
+      const dir = dirOf(agentId);
+      await mkdir(removedRoot, { recursive: true, mode: 0o700 });
+      const kept = join(removedRoot, `${agentId}-${new Date().toISOString().replace(/[:.]/g, "")}`);
+      try {
+        await rename(dir, kept);
+      } catch (err) {
+        if (isMissing(err)) return undefined;
+        throw err;
+      }
+      log.info({ agentId, kept }, "workspace kept aside");
+      return kept;
+    },
+
+    async list() {
+      try {
+        return (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+      } catch (err) {
+        if (isMissing(err)) return [];
+        throw err;
+      }
     },
 
     async readFile(agentId, relativePath, maxBytes) {

@@ -24,6 +24,7 @@ import { alreadyExists, errorMessage, failedPrecondition, resourceExhausted } fr
 import type { EventBus } from "./event-bus.js";
 import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
+import { UnrecordedChanges } from "./unrecorded-changes.js";
 import { DEFAULT_WATCH_LIMITS, type WatchItem, type WatchLimits, type WatchRequest } from "./watch.js";
 
 export type { AgentPage, ListAgentsInput } from "./agent-queries.js";
@@ -85,6 +86,8 @@ export class AgentService {
   private readonly config: AgentServiceConfig;
   private readonly bus: EventBus;
   private readonly outputDeps: OutputDeps;
+  /** Stops and removals done while the store refused writes; written once it accepts them. */
+  private readonly unrecorded: UnrecordedChanges;
   /** Agents with a start or stop under way in this process; reconciliation leaves them alone. */
   readonly busy = new Set<string>();
   /** The admin's rules: images, mount points, ceilings, networks (TaskService sets the ceilings). */
@@ -107,6 +110,8 @@ export class AgentService {
       enforceIntervalMs: deps.config.enforceIntervalMs,
       restartBackoffMs: deps.config.restartBackoffMs ?? 1000,
     });
+    const emitExit = (e: AgentExit) => this.supervisor.emitExit(e);
+    this.unrecorded = new UnrecordedChanges({ registry: this.registry, backend: deps.backend, busy: this.busy, emitExit, logger: this.logger });
   }
 
   async register(input: AgentConfigInput, _signal?: AbortSignal, requester: Requester = {}): Promise<Agent> {
@@ -165,7 +170,6 @@ export class AgentService {
   ephemeralAgents(): Agent[] {
     return allAgents(this.registry.store).filter((a) => a.ephemeral);
   }
-
 
   async start(agentId: string, signal?: AbortSignal, options: StartOptions = {}): Promise<Agent> {
     const agent = this.registry.get(agentId);
@@ -243,43 +247,57 @@ export class AgentService {
 
   /**
    * Kills the agent's container and leaves it in final. A kill that fails still ends in
-   * final; the container is recorded for the reaper.
+   * final; the container is recorded for the reaper. A store that refuses writes (a full
+   * disk) does not keep the container running: it is killed all the same and the record
+   * follows once the store can write (UnrecordedChanges; the answer's status reason says so).
    */
   async stopAs(agent: Agent, final: "idle" | "terminated" | "failed", reason: string, signal?: AbortSignal): Promise<Agent> {
     const agentId = agent.config.agentId;
-    const stopping = this.registry.setStatus(agent, "stopping", reason);
+    let stopping: Agent;
+    try {
+      stopping = this.registry.setStatus(agent, "stopping", reason);
+    } catch (err) {
+      return this.unrecorded.killUnrecorded(agent, final, reason, err, signal);
+    }
     this.busy.add(agentId);
     try {
       const output = await this.captureOutput(stopping, signal);
       await this.removeContainer(agentId, stopping.containerId, signal);
-      const stopped = this.registry.setStatus(this.registry.get(agentId), final, reason, { tokenHash: "" });
-      this.supervisor.emitExit({
-        agent: stopped,
-        containerId: stopping.containerId,
-        taskId: stopping.currentTaskId,
-        cause: "stopped",
-        oomKilled: false,
-        output,
-      });
+      let stopped: Agent;
+      try {
+        stopped = this.registry.setStatus(this.registry.get(agentId), final, reason, { tokenHash: "" });
+      } catch (err) {
+        return this.unrecorded.stopped(stopping, final, reason, err);
+      }
+      this.supervisor.emitExit({ agent: stopped, containerId: stopping.containerId, taskId: stopping.currentTaskId, cause: "stopped", oomKilled: false, output });
       return stopped;
     } finally {
-      this.busy.delete(agentId);
+      if (!this.unrecorded.get(agentId)) this.busy.delete(agentId);
     }
   }
 
-  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<void> {
+  /** Removes the agent: container, then record (recordPending: once the store can write), then workspace. */
+  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<{ recordPending: boolean; keptWorkspace?: string }> {
     const agent = this.registry.get(agentId);
-    if (agent.status === "starting" || agent.status === "stopping") {
+    if ((agent.status === "starting" || agent.status === "stopping") && !this.unrecorded.get(agentId)) {
       throw failedPrecondition(`cannot remove agent "${agentId}": invalid state ${agent.status.toUpperCase()}; retry shortly`, { agentId });
     }
-    if (agent.status === "running") {
+    if (agent.status === "running" || agent.status === "starting" || agent.status === "stopping") {
       await this.stopAs(agent, "idle", "removing", signal);
     } else if (agent.containerId) {
       // An exited container may still be there (its removal failed or is under way).
       await this.removeContainer(agentId, agent.containerId, signal);
     }
-    this.registry.delete(agentId);
+    let recordPending = false;
+    try {
+      this.registry.delete(agentId);
+    } catch (err) {
+      recordPending = this.unrecorded.removed(agentId, err);
+    }
+    // Kept unless asked, but aside: a later agent of this id starts with an empty workspace.
     if (opts.deleteWorkspace) await this.workspaces.remove(agentId);
+    const keptWorkspace = opts.deleteWorkspace ? undefined : await this.workspaces.setAside(agentId);
+    return { recordPending, keptWorkspace };
   }
 
   /** The tail of the current container's output, or of the last one's as saved when it ended. */
@@ -291,7 +309,6 @@ export class AgentService {
   async *streamOutput(agentId: string, tailBytes: number, follow: boolean, signal: AbortSignal): AsyncGenerator<Uint8Array> {
     yield* streamOutput(this.outputDeps, this.registry.get(agentId), tailBytes, follow, signal);
   }
-
 
   // ------------------------------------------------------------------ task reservations (TaskService)
 
@@ -312,10 +329,7 @@ export class AgentService {
     return this.registry.update(agent, { currentTaskId: taskId });
   }
 
-  /**
-   * At recovery: reserves the agent again for a waiting task, unless the agent is gone or
-   * another task holds it. Its status is not checked: the task's run checks it when it starts.
-   */
+  /** At recovery: reserves the agent again for a waiting task, unless it is gone or held (its run checks its status). */
   restoreReservation(agentId: string, taskId: string): void {
     const agent = this.registry.find(agentId);
     if (agent && !agent.currentTaskId) this.registry.update(agent, { currentTaskId: taskId });
@@ -371,12 +385,17 @@ export class AgentService {
 
   async open(): Promise<void> {
     await this.supervisor.open();
+    // Workspaces of no agent are a crashed registration's (RemoveAgent moves kept ones aside).
+    for (const agentId of (await this.workspaces.list()).filter((id) => !this.registry.find(id))) {
+      this.logger.info({ agentId }, "removing the workspace of no registered agent");
+      await this.workspaces.remove(agentId);
+    }
   }
 
   async close(): Promise<void> {
+    this.unrecorded.close();
     await this.supervisor.close();
   }
-
 
   /** Saves the container's output tail so it can be read after the container is gone. */
   captureOutput(agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
@@ -394,5 +413,10 @@ export class AgentService {
       this.registry.store.addPendingRemoval(containerId, agentId);
       return false;
     }
+  }
+
+  /** Stops and removals made while the store refused writes, not yet recorded (0 when none). */
+  unrecordedCount(): number {
+    return this.unrecorded.size;
   }
 }

@@ -24,6 +24,8 @@ export interface ErrorDetails {
   field?: string;
   /** A stable reason (UPPER_SNAKE) where the kind and subject do not say it, e.g. CARD_NOT_FOUND. */
   reason?: string;
+  /** The configured bound that was hit: its setting (the variable that sets it) and value. */
+  limit?: { setting: string; value: number };
 }
 
 /** An expected failure with a stable kind. Its message is shown to the caller (except for "internal"). */

@@ -108,6 +108,13 @@ export interface Workspaces {
   /** Creates (or re-uses) the agent's workspace; writable by the container's user. Returns the host path. */
   create(agentId: string): Promise<string>;
   remove(agentId: string): Promise<void>;
+  /**
+   * Moves the workspace out of the way (kept for the operator, never reused by a later agent
+   * of the same id); returns where it went, or undefined when there was none.
+   */
+  setAside(agentId: string): Promise<string | undefined>;
+  /** The agent ids that have a workspace directory (to find those of no agent). */
+  list(): Promise<string[]>;
   /** Reads a file inside the workspace, at most maxBytes; undefined when absent. Refuses paths that leave it. */
   readFile(agentId: string, relativePath: string, maxBytes: number): Promise<Uint8Array | undefined>;
   /** Deletes a file inside the workspace if present. */

@@ -185,7 +185,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const shutdown = new AbortController();
   // Every open stream listens to it (and stops listening when it ends): no limit is the right one.
   setMaxListeners(0, shutdown.signal);
-  const health = createHealthServer({ engine: agents });
+  const health = createHealthServer({ engine: agents, store });
   let served: readonly DescService[] = [];
   const rpcLogger = logger.child({ component: "rpc" });
   const bodyBudget = new BodyBudget(config.net.maxInflightBodyBytes);
@@ -214,7 +214,10 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
         return;
       }
       const probe = req.method === "GET" && (req.url === "/healthz" || req.url?.startsWith("/healthz?"));
-      const [status, body] = !probe ? [404, "not found\n"] : shutdown.signal.aborted ? [503, "shutting down\n"] : [200, "ok\n"];
+      // 200 while the process serves, with each part's state below "ok": a full store or a
+      // missing engine must not take the instance out of a balancer that operators go through.
+      const detail = () => Object.entries(health.summary()).map(([name, s]) => `${name} ${s}\n`).join("");
+      const [status, body] = !probe ? [404, "not found\n"] : shutdown.signal.aborted ? [503, "shutting down\n"] : [200, `ok\n${detail()}`];
       res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
       res.end(body);
     },

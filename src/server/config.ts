@@ -66,6 +66,8 @@ export interface Config {
     maxMessageBytes: number;
     maxUnackedMessages: number;
     maxUnackedBytes: number;
+    maxUnackedPerSender: number;
+    maxUnackedBytesPerSender: number;
     keepAliveMs: number;
     ackedRetentionMs: number;
   };
@@ -159,6 +161,8 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
       maxMessageBytes: parseBytes(env, "AGENTORCH_MAX_MESSAGE_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
       maxUnackedMessages: parseInteger(env, "AGENTORCH_MAILBOX_MAX_MESSAGES", 10_000, 1, 100_000_000),
       maxUnackedBytes: parseBytes(env, "AGENTORCH_MAILBOX_MAX_BYTES", 64 * 1024 * 1024, 1024, MAX_SAFE_BYTES),
+      maxUnackedPerSender: parseInteger(env, "AGENTORCH_MAILBOX_MAX_PER_SENDER", 1000, 1, 100_000_000),
+      maxUnackedBytesPerSender: parseBytes(env, "AGENTORCH_MAILBOX_MAX_BYTES_PER_SENDER", 16 * 1024 * 1024, 1024, MAX_SAFE_BYTES),
       keepAliveMs: parseInteger(env, "AGENTORCH_MAILBOX_KEEPALIVE_MS", 30_000, 0, 3600 * 1000),
       ackedRetentionMs: parseInteger(env, "AGENTORCH_MAILBOX_ACKED_RETENTION_MS", 24 * 3600 * 1000, 0, 365 * 24 * 3600 * 1000),
     },

@@ -15,6 +15,7 @@ export type MailboxesApi = Pick<MailboxService, "send" | "stream" | "ack" | "sen
 export function countMessages(store: MailboxStore, counters: { sent: Counter; processed: Counter }): MailboxStore {
   return {
     state: (agentId) => store.state(agentId),
+    senderState: (agentId, sender) => store.senderState(agentId, sender),
     append(message, messageId, sentAt) {
       const stored = store.append(message, messageId, sentAt);
       counters.sent.inc();

@@ -136,7 +136,8 @@ describe("one port serves gRPC, gRPC-Web and Connect", () => {
     expect(await notFound.json()).toMatchObject({ code: "not_found" });
 
     const probe = await fetch(`${server.url}/healthz`);
-    expect([probe.status, await probe.text()]).toEqual([200, "ok\n"]);
+    // "ok", then each part's state (GET /healthz detail).
+    expect([probe.status, await probe.text()]).toEqual([200, expect.stringMatching(/^ok\n(.+ (NOT_)?SERVING\n)*store SERVING\n$/)]);
     const other = await fetch(`${server.url}/no/such/path`);
     expect(other.status).toBe(404);
     await other.arrayBuffer();

@@ -12,6 +12,12 @@ export class FakeWorkspaces implements Workspaces {
   async remove(agentId: string): Promise<void> {
     this.dirs.delete(agentId);
   }
+  async setAside(agentId: string): Promise<string | undefined> {
+    return this.dirs.delete(agentId) ? `/fake/workspaces-removed/${agentId}` : undefined;
+  }
+  async list(): Promise<string[]> {
+    return [...this.dirs];
+  }
   async readFile(agentId: string, relativePath: string, maxBytes: number): Promise<Uint8Array | undefined> {
     return this.files.get(`${agentId}/${relativePath}`)?.subarray(0, maxBytes);
   }

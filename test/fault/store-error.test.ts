@@ -1,6 +1,7 @@
 /**
  * Disk full, for real: the data directory is a small tmpfs; once it is filled up, every
- * write RPC must fail (UNAVAILABLE or INTERNAL, with the cause logged at error level) and
+ * write RPC but StopAgent and RemoveAgent (which stop the container all the same: see
+ * disk-full-agent.test.ts) must fail (UNAVAILABLE or INTERNAL, with the cause logged at error level) and
  * change nothing: not the store (a digest of every row), not the service's memory (what
  * the RPCs read back), not Docker (no container created, none stopped). When space is
  * back, the same calls work, without a restart.
@@ -99,13 +100,11 @@ describeDiskFull("disk full / store errors", () => {
     const writes: [string, grpc.Client, string, object][] = [
       ["RegisterAgent", c.orch, "RegisterAgent", { agent: { agent_id: "sf-new", image: TEST_IMAGE, command: ["sleep", "1"] } }],
       ["StartAgent", c.orch, "StartAgent", { agent_id: "sf-idle" }],
-      ["StopAgent", c.orch, "StopAgent", { agent_id: "sf-run" }],
       ["ReportActivity", c.orch, "ReportActivity", { agent_id: "sf-run" }],
       ["SendMessage", c.life, "SendMessage", { message: { from_agent_id: "sf-peer", to_agent_id: "sf-idle", handshake: { agent_id: "sf-peer" } } }],
       ["SubmitTask", c.life, "SubmitTask", { directive: { goal: "never" }, agent_id: "sf-idle" }],
       ["PublishAgentCard", c.life, "PublishAgentCard", { card: { agent_id: "sf-peer", capabilities: ["x"] } }],
       ["UpdateLifecycleConfig", c.life, "UpdateLifecycleConfig", { config: { max_concurrent_tasks: 7 }, update_mask: { paths: ["max_concurrent_tasks"] } }],
-      ["RemoveAgent", c.orch, "RemoveAgent", { agent_id: "sf-peer" }],
     ];
     const codes: Record<string, string> = {};
     for (const [name, client, method, req] of writes) {
@@ -133,7 +132,7 @@ describeDiskFull("disk full / store errors", () => {
     const started = (await unary<{ agent: AgentView }>(c.orch, "StartAgent", { agent_id: "sf-idle" })).agent;
     expect(started.status).toBe(status("running"));
     expect((await unary<{ agent: AgentView }>(c.orch, "StopAgent", { agent_id: "sf-run" })).agent.status).toBe(status("idle"));
-    await unary(c.life, "SendMessage", writes[4]![3]);
+    await unary(c.life, "SendMessage", writes.find(([name]) => name === "SendMessage")![3]);
     await unary(c.orch, "StopAgent", { agent_id: "sf-idle" });
     reportFigures("store-error", { diskFull: codes, recoveredWithoutRestart: true });
   });

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { MessageInput } from "../../src/core/a2a/message.js";
-import { isAgentorchError } from "../../src/core/errors.js";
+import { type AgentorchError, isAgentorchError } from "../../src/core/errors.js";
 import { kindOf, kindOfAsync } from "../support/errors.js";
 import { cleanupWorlds, nextWithin, openWorld, register, take, update } from "./a2a-fixture.js";
 
@@ -202,6 +202,36 @@ describe("validation and limits", () => {
     expect(w.mailboxes.send(update("b", "a", 4)).sequence).toBe(1); // other mailboxes are not affected
     w.mailboxes.ack("b", 1);
     expect(w.mailboxes.send(update("a", "b", 4)).sequence).toBe(4);
+  });
+
+  it("holds each sender to its quota of a mailbox (count and bytes), naming the setting, and leaves room for the others", async () => {
+    const w = await openWorld({ mailbox: { maxUnackedPerSender: 2, maxUnackedBytesPerSender: 700 } });
+    await register(w, "a", "b", "c");
+    const big = (from: string, n: number): MessageInput => ({ ...update(from, "b", 1), body: { kind: "status_update", taskId: "t", progress: 1, message: "y".repeat(n) } });
+    w.mailboxes.send(update("a", "b", 1));
+    w.mailboxes.send(update("a", "b", 2));
+    const refusal = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return err as AgentorchError;
+      }
+      throw new Error("not refused");
+    };
+    const count = refusal(() => w.mailboxes.send(update("a", "b", 3)));
+    expect([count.kind, count.details]).toEqual([
+      "resource_exhausted",
+      { agentId: "b", reason: "MAILBOX_SENDER_QUOTA", limit: { setting: "AGENTORCH_MAILBOX_MAX_PER_SENDER", value: 2 } },
+    ]);
+    expect(count.message).toContain('sender "a"');
+    // Another sender still gets in, up to its own quota in bytes.
+    w.mailboxes.send(big("c", 300));
+    const bytes = refusal(() => w.mailboxes.send(big("c", 500)));
+    expect(bytes.details.limit).toEqual({ setting: "AGENTORCH_MAILBOX_MAX_BYTES_PER_SENDER", value: 700 });
+    expect(w.mailboxes.send(update("c", "b", 1)).sequence).toBe(4);
+    // Acknowledging gives the quota back.
+    w.mailboxes.ack("b", 2);
+    expect(w.mailboxes.send(update("a", "b", 3)).sequence).toBe(5);
   });
 
   it("refuses sends to a mailbox whose unacknowledged messages take too many bytes", async () => {
@@ -401,7 +431,7 @@ describe("retention and removal", () => {
 
 describe("throughput (printed, never asserted)", () => {
   it("prints SendMessage -> live stream delivery rates on the SQLite file store", async () => {
-    const w = await openWorld({ mailbox: { streamBufferMessages: 10_000 } });
+    const w = await openWorld({ mailbox: { streamBufferMessages: 10_000, maxUnackedPerSender: 10_000 } });
     await register(w, "a", "b");
     const ac = new AbortController();
     const it = w.mailboxes.stream("b", 0, ac.signal);

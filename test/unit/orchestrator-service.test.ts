@@ -106,10 +106,11 @@ class FakeAgents implements AgentsApi {
     this.agents.set(agentId, a);
     return a;
   }
-  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<void> {
+  async remove(agentId: string, opts: { deleteWorkspace: boolean }, signal?: AbortSignal): Promise<{ recordPending: boolean }> {
     await this.enter("remove", [agentId, opts, signal], signal);
     this.must(agentId);
     this.agents.delete(agentId);
+    return { recordPending: false };
   }
   async output(agentId: string, maxBytes: number, signal?: AbortSignal): Promise<ContainerOutput> {
     await this.enter("output", [agentId, maxBytes, signal], signal);

@@ -46,6 +46,8 @@ describe("loadConfig", () => {
         maxMessageBytes: 256 * 1024,
         maxUnackedMessages: 10_000,
         maxUnackedBytes: 64 * 1024 * 1024,
+        maxUnackedPerSender: 1000,
+        maxUnackedBytesPerSender: 16 * 1024 * 1024,
         keepAliveMs: 30_000,
         ackedRetentionMs: 24 * 3600 * 1000,
       },
@@ -127,7 +129,7 @@ describe("loadConfig", () => {
         maxInflightBodyBytes: 8 * 1024 * 1024,
         corsOrigins: ["https://app.example.com", "http://localhost:3000"],
       },
-      mailbox: { maxMessageBytes: 64 * 1024, maxUnackedMessages: 10, maxUnackedBytes: 1024 * 1024, keepAliveMs: 100, ackedRetentionMs: 60_000 },
+      mailbox: { maxMessageBytes: 64 * 1024, maxUnackedMessages: 10, maxUnackedBytes: 1024 * 1024, maxUnackedPerSender: 1000, maxUnackedBytesPerSender: 16 * 1024 * 1024, keepAliveMs: 100, ackedRetentionMs: 60_000 },
       metricsListen: { host: "127.0.0.1", port: 9464 },
       operatorTokens: [],
     });

@@ -4,8 +4,10 @@
  * - Send: both agents must be registered (an agent may send to itself). The message is
  *   stored in the receiver's mailbox, with the next sequence (1, 2, 3… gap-free per
  *   mailbox) and a UUID, in one transaction before send() returns; then live readers of
- *   that mailbox are woken. Limits: message size (INVALID_ARGUMENT), unacknowledged
- *   messages and bytes per mailbox (RESOURCE_EXHAUSTED).
+ *   that mailbox are woken. Limits: message size (INVALID_ARGUMENT); unacknowledged
+ *   messages and bytes per sender in a mailbox, then per mailbox (RESOURCE_EXHAUSTED,
+ *   naming the setting). The per-sender quota is the smaller: one agent flooding another
+ *   stops at it, and the box keeps room for everyone else (other agents, an operator).
  * - Stream: unacknowledged messages after max(resume_after_sequence, acknowledged) in
  *   order, then live ones (see message-stream.ts). Delivery is at least once: what is not
  *   acknowledged comes again on the next stream. Several readers of one mailbox each get
@@ -23,7 +25,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { AgentService } from "../agent-service.js";
-import { AgentorchError, invalidArgument, notFound, resourceExhausted, unavailable } from "../errors.js";
+import { AgentorchError, invalidArgument, notFound, unavailable } from "../errors.js";
 import type { EventBus } from "../event-bus.js";
 import type { Clock, Logger, StoredEvent } from "../ports.js";
 import { MailboxHub } from "./mailbox-hub.js";
@@ -38,6 +40,10 @@ export interface MailboxConfig {
   maxUnackedMessages: number;
   /** Their total size, bytes. */
   maxUnackedBytes: number;
+  /** Unacknowledged messages one sender may have in one mailbox. */
+  maxUnackedPerSender: number;
+  /** Their total size, bytes. */
+  maxUnackedBytesPerSender: number;
   /** An idle stream gets a keep-alive this often; 0 disables. */
   keepAliveMs: number;
   /** Live messages held for a stream reader that does not keep up, before it is cut off. */
@@ -55,6 +61,8 @@ export const DEFAULT_MAILBOX_CONFIG: Readonly<MailboxConfig> = {
   maxMessageBytes: 256 * 1024,
   maxUnackedMessages: 10_000,
   maxUnackedBytes: 64 * 1024 * 1024,
+  maxUnackedPerSender: 1000,
+  maxUnackedBytesPerSender: 16 * 1024 * 1024,
   keepAliveMs: 30_000,
   streamBufferMessages: 1000,
   streamBufferBytes: 8 * 1024 * 1024,
@@ -62,6 +70,14 @@ export const DEFAULT_MAILBOX_CONFIG: Readonly<MailboxConfig> = {
   ackedRetentionCount: 1000,
   pruneIntervalMs: 60_000,
 };
+
+/** The variable that sets each bound, named in the error that reports it (see src/server/config.ts). */
+export const MAILBOX_SETTINGS = {
+  maxUnackedMessages: "AGENTORCH_MAILBOX_MAX_MESSAGES",
+  maxUnackedBytes: "AGENTORCH_MAILBOX_MAX_BYTES",
+  maxUnackedPerSender: "AGENTORCH_MAILBOX_MAX_PER_SENDER",
+  maxUnackedBytesPerSender: "AGENTORCH_MAILBOX_MAX_BYTES_PER_SENDER",
+} as const;
 
 /** SendAndWait: the wait when none is given, and the longest allowed (the proto's). */
 export const SEND_AND_WAIT = { defaultTimeoutMs: 30_000, maxTimeoutMs: 10 * 60_000 } as const;
@@ -262,19 +278,23 @@ export class MailboxService {
     if (!agents.find(message.toAgentId)) {
       throw notFound(`receiver agent "${message.toAgentId}" not found`, { agentId: message.toAgentId });
     }
-    const state = this.deps.mailboxes.state(message.toAgentId);
-    if (state.unackedCount + 1 > this.config.maxUnackedMessages) {
-      throw resourceExhausted(`the mailbox of "${message.toAgentId}" is full: ${state.unackedCount} unacknowledged messages`, {
-        agentId: message.toAgentId,
-      });
-    }
-    if (state.unackedBytes + message.size > this.config.maxUnackedBytes) {
-      throw resourceExhausted(
-        `the mailbox of "${message.toAgentId}" is full: ${state.unackedBytes} bytes unacknowledged, at most ${this.config.maxUnackedBytes}`,
-        { agentId: message.toAgentId },
-      );
-    }
+    const to = message.toAgentId;
+    const mine = this.deps.mailboxes.senderState(to, message.fromAgentId);
+    const whose = `quota of sender "${message.fromAgentId}" in the mailbox of "${to}" reached`;
+    this.checkBound(mine.unackedCount + 1, "maxUnackedPerSender", "MAILBOX_SENDER_QUOTA", to, `${whose}: ${mine.unackedCount} unacknowledged messages`);
+    this.checkBound(mine.unackedBytes + message.size, "maxUnackedBytesPerSender", "MAILBOX_SENDER_QUOTA", to, `${whose}: ${mine.unackedBytes} bytes unacknowledged, this message ${message.size}`);
+    const state = this.deps.mailboxes.state(to);
+    this.checkBound(state.unackedCount + 1, "maxUnackedMessages", "MAILBOX_FULL", to, `the mailbox of "${to}" is full: ${state.unackedCount} unacknowledged messages`);
+    this.checkBound(state.unackedBytes + message.size, "maxUnackedBytes", "MAILBOX_FULL", to, `the mailbox of "${to}" is full: ${state.unackedBytes} bytes unacknowledged, this message ${message.size}`);
     return message;
+  }
+
+  /** RESOURCE_EXHAUSTED when value exceeds the bound, naming it, its setting and its value. */
+  private checkBound(value: number, bound: keyof typeof MAILBOX_SETTINGS, reason: string, agentId: string, what: string): void {
+    const limit = this.config[bound];
+    if (value <= limit) return;
+    const setting = MAILBOX_SETTINGS[bound];
+    throw new AgentorchError("resource_exhausted", `${what}; at most ${limit} (${setting})`, { agentId, reason, limit: { setting, value: limit } });
   }
 
   /** Stores (committed when it returns), then wakes the readers. No await between the checks and here. */

@@ -43,6 +43,8 @@ export interface MailboxState {
 /** Mailboxes, one per agent id, with their messages in sequence order. */
 export interface MailboxStore {
   state(agentId: string): MailboxState;
+  /** What one sender has in a mailbox, unacknowledged (its count and the sum of its sizes). */
+  senderState(agentId: string, sender: string): Pick<MailboxState, "unackedCount" | "unackedBytes">;
   /** Appends to message.toAgentId's mailbox with the next sequence (creating the mailbox). */
   append(message: NewMessage, messageId: string, sentAt: number): StoredMessage;
   /**

@@ -31,9 +31,24 @@ export function createSqliteMailboxStore(store: SqliteStore): MailboxStore {
        RETURNING last_seq`,
     )
     .pluck();
-  const insert = db.prepare<[string, number, string, number, string]>(
-    "INSERT INTO messages (agent_id, seq, message_id, size, acked_at, data) VALUES (?, ?, ?, ?, NULL, ?)",
+  const insert = db.prepare<[string, number, string, number, string, string]>(
+    "INSERT INTO messages (agent_id, seq, message_id, size, acked_at, data, sender) VALUES (?, ?, ?, ?, NULL, ?, ?)",
   );
+  const fromSender = db.prepare<[string, string], { n: number; bytes: number }>(
+    "SELECT unacked_count AS n, unacked_bytes AS bytes FROM mailbox_senders WHERE agent_id = ? AND sender = ?",
+  );
+  const addSender = db.prepare<[string, string, number]>(
+    `INSERT INTO mailbox_senders (agent_id, sender, unacked_count, unacked_bytes) VALUES (?, ?, 1, ?)
+     ON CONFLICT (agent_id, sender) DO UPDATE SET unacked_count = unacked_count + 1, unacked_bytes = unacked_bytes + excluded.unacked_bytes`,
+  );
+  const pendingBySender = db.prepare<[string, number, number], { sender: string; n: number; bytes: number }>(
+    "SELECT sender, COUNT(*) AS n, SUM(size) AS bytes FROM messages WHERE agent_id = ? AND seq > ? AND seq <= ? GROUP BY sender",
+  );
+  const subSender = db.prepare<[number, number, string, string]>(
+    "UPDATE mailbox_senders SET unacked_count = unacked_count - ?, unacked_bytes = unacked_bytes - ? WHERE agent_id = ? AND sender = ?",
+  );
+  const dropEmptySenders = db.prepare<[string]>("DELETE FROM mailbox_senders WHERE agent_id = ? AND unacked_count <= 0");
+  const deleteSenders = db.prepare<[string]>("DELETE FROM mailbox_senders WHERE agent_id = ?");
   // The acknowledged sequence is read in the same statement: a stream never sees an acknowledged message.
   const readUnacked = db.prepare<[string, number, string, number], { size: number; data: string }>(
     `SELECT size, data FROM messages
@@ -76,11 +91,18 @@ export function createSqliteMailboxStore(store: SqliteStore): MailboxStore {
     state(agentId) {
       return store.read(() => toState(state.get(agentId)));
     },
+    senderState(agentId, sender) {
+      return store.read(() => {
+        const row = fromSender.get(agentId, sender);
+        return { unackedCount: row?.n ?? 0, unackedBytes: row?.bytes ?? 0 };
+      });
+    },
     append(message, messageId, sentAt) {
       return store.write(() => {
         const sequence = nextSeq.get(message.toAgentId, message.size)!;
         const stored: StoredMessage = { ...message, messageId, sequence, sentAt };
-        insert.run(message.toAgentId, sequence, messageId, message.size, JSON.stringify(stored));
+        insert.run(message.toAgentId, sequence, messageId, message.size, JSON.stringify(stored), message.fromAgentId);
+        addSender.run(message.toAgentId, message.fromAgentId, message.size);
         return stored;
       });
     },
@@ -104,6 +126,8 @@ export function createSqliteMailboxStore(store: SqliteStore): MailboxStore {
         const upTo = Math.min(upToSequence, current.lastSequence);
         if (upTo <= current.ackedSequence) return 0;
         const { n, bytes } = pending.get(agentId, current.ackedSequence, upTo)!;
+        for (const s of pendingBySender.all(agentId, current.ackedSequence, upTo)) subSender.run(s.n, s.bytes, agentId, s.sender);
+        dropEmptySenders.run(agentId);
         markAcked.run(ackedAt, agentId, current.ackedSequence, upTo);
         moveAcked.run(upTo, n, bytes, agentId);
         return n;
@@ -121,6 +145,7 @@ export function createSqliteMailboxStore(store: SqliteStore): MailboxStore {
       return store.write(() => {
         const n = deleteMessages.run(agentId).changes;
         deleteBox.run(agentId);
+        deleteSenders.run(agentId);
         return n;
       });
     },

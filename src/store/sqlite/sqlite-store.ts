@@ -33,6 +33,8 @@ export interface SqliteStoreOptions {
   logger: Logger;
   /** Stamps events and pending removals; the system clock by default. */
   clock?: Clock;
+  /** While writes fail, how often a probe write checks whether they work again (default 1 s). */
+  probeMs?: number;
 }
 
 /**
@@ -52,7 +54,17 @@ export interface SqliteStore extends Store {
   getEnv(owner: string): Record<string, string>;
   /** Appends an event with the next revision. Only inside write(), so it commits with the change it reports. */
   appendEvent<T>(kind: EntityKind, type: EventType, id: string, entity: T): StoredEvent<T>;
+  /**
+   * False from a write SQLite could not make (disk full, I/O error, read-only) until a write
+   * succeeds again; meanwhile a tiny probe write is tried every probeMs (health "store").
+   */
+  writable(): boolean;
+  /** Called with every change of writable(); returns an unsubscribe function. */
+  onWritable(cb: (writable: boolean) => void): () => void;
 }
+
+/** Meta key the probe writes while the store refuses writes. */
+export const WRITE_PROBE_KEY = "store.write_probe";
 
 /** Opens (creating and migrating as needed) the SQLite store at path. */
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
@@ -82,18 +94,22 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     throw mapStoreError(err, "open");
   }
   logger.info({ path, schemaVersion: SCHEMA_VERSION }, "store opened");
-  return new SqliteStoreImpl(db, logger, options.clock ?? systemClock);
+  return new SqliteStoreImpl(db, logger, options.clock ?? systemClock, options.probeMs ?? 1000);
 }
 
 class SqliteStoreImpl implements SqliteStore {
   private readonly s: Statements;
   private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
   private closed = false;
+  private canWrite = true;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly writableListeners = new Set<(writable: boolean) => void>();
 
   constructor(
     readonly db: Database.Database,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly probeMs: number,
   ) {
     this.s = prepareStatements(db);
     this.tx = db.transaction((fn: () => unknown) => fn());
@@ -105,14 +121,53 @@ class SqliteStoreImpl implements SqliteStore {
     this.assertOpen();
     try {
       // IMMEDIATE takes the write lock up front: no deferred-upgrade deadlock with another connection.
-      return this.tx.immediate(fn) as T;
+      const out = this.tx.immediate(fn) as T;
+      this.setWritable(true);
+      return out;
     } catch (err) {
       const mapped = mapStoreError(err, "write");
       // A refusal raised on purpose (not found, duplicate…) is the caller's business; a write
       // SQLite could not make (disk full, I/O error) is the operator's: say so at error level,
       // with SQLite's own message. The transaction was rolled back: nothing changed.
-      if (mapped !== err) this.logger.error({ err, code: sqliteCode(err) }, "store write failed; nothing was changed");
+      if (mapped !== err) {
+        this.logger.error({ err, code: sqliteCode(err) }, "store write failed; nothing was changed");
+        if (mapped.kind === "unavailable") this.setWritable(false);
+      }
       throw mapped;
+    }
+  }
+
+  writable(): boolean {
+    return this.canWrite;
+  }
+
+  onWritable(cb: (writable: boolean) => void): () => void {
+    this.writableListeners.add(cb);
+    return () => this.writableListeners.delete(cb);
+  }
+
+  private setWritable(writable: boolean): void {
+    if (this.canWrite === writable) return;
+    this.canWrite = writable;
+    this.logger.warn({ writable }, writable ? "store writable again" : "store not writable; probing until a write succeeds");
+    if (!writable && !this.probeTimer) {
+      this.probeTimer = setInterval(() => this.probe(), this.probeMs);
+      this.probeTimer.unref();
+    } else if (writable) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+    }
+    for (const cb of this.writableListeners) cb(writable);
+  }
+
+  /** A tiny real write (a rollback would write nothing, so prove nothing). */
+  private probe(): void {
+    if (this.closed) return;
+    try {
+      this.tx.immediate(() => this.s.setMeta.run(WRITE_PROBE_KEY, String(this.clock.now())));
+      this.setWritable(true);
+    } catch {
+      // Still refused (logged once, when it began); tried again on the next tick.
     }
   }
 
@@ -315,6 +370,7 @@ class SqliteStoreImpl implements SqliteStore {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.probeTimer);
     this.db.close();
     this.logger.debug({ path: this.db.name }, "store closed");
   }
