@@ -229,9 +229,11 @@ describe("start and stop", () => {
     await service.register(cfg("rm1"));
     await service.register(cfg("rm2"));
     await service.start("rm1");
-    await service.remove("rm1", { deleteWorkspace: false });
+    const removed = await service.remove("rm1", { deleteWorkspace: false });
     expect(backend.containers.size).toBe(0);
-    expect(workspaces.dirs.has("rm1")).toBe(true);
+    // Kept, but moved aside: a later agent of the same id starts with an empty workspace.
+    expect(removed.keptWorkspace).toBe("/fake/workspaces-removed/rm1");
+    expect(workspaces.dirs.has("rm1")).toBe(false);
     await service.remove("rm2", { deleteWorkspace: true });
     expect(workspaces.dirs.has("rm2")).toBe(false);
     expect((await rejection(() => service.get("rm1"))).kind).toBe("not_found");
