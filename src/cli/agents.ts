@@ -17,11 +17,10 @@ import type { Agent, AgentConfig } from "../../gen/agentorch/v1/agent_pb.js";
 import { EventType } from "../../gen/agentorch/v1/events_pb.js";
 import {
   AgentEventSchema,
-  GetAgentOutputResponseSchema,
   ListAgentsResponseSchema,
   RemoveAgentResponseSchema,
-  StreamAgentOutputResponseSchema,
 } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import { addLogsCommand } from "./agent-logs.js";
 import { agentEventLine, printAgent, printAgentTable, statusName } from "./agent-view.js";
 import { acceptsTrailingArgs, contextOf, trailingArgs } from "./context.js";
 import { usageError } from "./errors.js";
@@ -191,27 +190,7 @@ Examples:
       process.stdout.write(`removed agent ${id}${o.deleteWorkspace ? " and its workspace" : ""}\n`);
     });
 
-  agents
-    .command("logs")
-    .alias("output")
-    .description("print the output (stdout and stderr) of the agent's current or last container")
-    .argument("<id>", "the agent's id")
-    .option("-f, --follow", "keep printing new output until the container stops (Ctrl-C to stop earlier)")
-    .option("--tail <size>", "at most this much past output, e.g. 4k (default: all that is kept)")
-    .action(async (id: string, o: { follow?: boolean; tail?: string }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const tail = o.tail === undefined ? 0n : parseBytes("--tail", o.tail);
-      if (!o.follow) {
-        const res = await ctx.clients.agents.getAgentOutput({ agentId: id, maxBytes: tail }, ctx.unary);
-        if (ctx.json) return printJson(GetAgentOutputResponseSchema, res);
-        process.stdout.write(res.output);
-        return;
-      }
-      for await (const chunk of ctx.clients.agents.streamAgentOutput({ agentId: id, follow: true, tailBytes: tail })) {
-        if (ctx.json) printJsonLine(StreamAgentOutputResponseSchema, chunk);
-        else process.stdout.write(chunk.data);
-      }
-    });
+  addLogsCommand(agents);
 
   agents
     .command("watch")

@@ -161,7 +161,7 @@ describe("agentorch CLI without Docker", () => {
 describeDocker("agentorch CLI with Docker", () => {
   it("registers, lists (table and JSON), starts, shows logs, stops and removes an agent", async () => {
     const id = uid("agent");
-    const registered = await ok(["agents", "register", id, "--image", TEST_IMAGE, "--memory", "64m", "--max-idle", "10m", "--env", "GREETING=hi", "--", "sh", "-c", "echo $GREETING; sleep 300"]);
+    const registered = await ok(["agents", "register", id, "--image", TEST_IMAGE, "--memory", "64m", "--max-idle", "10m", "--env", "GREETING=hi", "--", "sh", "-c", "echo $GREETING; echo two; echo three; sleep 300"]);
     expect(registered).toContain(`registered agent ${id} (IDLE)`);
 
     const [list, json, forced] = await Promise.all([ok(["agents", "ls"]), ok(["agents", "ls", "-o", "json"]), cli(["agents", "ls"], { FORCE_COLOR: "1" })]);
@@ -178,7 +178,7 @@ describeDocker("agentorch CLI with Docker", () => {
       agentId: id,
       status: "AGENT_STATUS_IDLE",
       restartCount: 0,
-      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; sleep 300"], env: { GREETING: "hi" }, resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
+      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; echo two; echo three; sleep 300"], env: { GREETING: "hi" }, resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
     });
 
     const started = await ok(["agents", "start", id]);
@@ -187,12 +187,18 @@ describeDocker("agentorch CLI with Docker", () => {
     expect(running.status).toBe("AGENT_STATUS_RUNNING");
     const inspect = await testDocker().getContainer(running.containerId).inspect();
     expect(inspect.State.Running).toBe(true);
-    await vi.waitFor(async () => expect(await ok(["agents", "logs", id])).toBe("hi\n"), { timeout: 10_000, interval: 200 });
+    await vi.waitFor(async () => expect(await ok(["agents", "logs", id])).toBe("hi\ntwo\nthree\n"), { timeout: 10_000, interval: 200 });
+    // --tail counts lines; with -f the tail comes first and the command follows until Ctrl-C.
+    const follow = start(["agents", "logs", id, "-f", "--tail", "1"]);
+    expect(await ok(["agents", "logs", id, "--tail", "2"])).toBe("two\nthree\n");
+    await vi.waitFor(() => expect(follow.out.stdout).toBe("three\n"), { timeout: 10_000, interval: 100 });
+    follow.child.kill("SIGINT");
+    expect(await follow.done).toMatchObject({ code: 130, stdout: "three\n", stderr: "" });
 
     expect(await ok(["agents", "stop", id])).toMatch(new RegExp(`^agent ${id} IDLE`));
     expect(await ok(["agents", "rm", id])).toBe(`removed agent ${id}\n`);
     expect((await cli(["agents", "get", id])).code).toBe(3);
-  });
+  }, 90_000);
 
   it("registers from a YAML file and refuses a duplicate id with exit 4", async () => {
     const id = uid("file");
