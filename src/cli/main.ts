@@ -14,6 +14,7 @@ import { describeError, EXIT, EXIT_CODES_HELP, usageError } from "./errors.js";
 import { addHealthCommand } from "./health.js";
 import { exitOnInterrupt } from "./live.js";
 import { addMessagesCommands } from "./messages.js";
+import { FORMAT_HELP } from "./output.js";
 import { addServeCommand } from "./serve.js";
 import { addTasksCommands } from "./tasks.js";
 
@@ -53,7 +54,7 @@ function buildProgram(): Command {
     .version(packageVersion(), "-V, --version", "print the version")
     .addOption(new Option("--addr <address>", "the service: HOST:PORT, http://HOST:PORT or unix:/path.sock").env("AGENTORCH_ADDR").default(DEFAULT_ADDR))
     .addOption(new Option("--token <token>", "bearer token sent with every call").env("AGENTORCH_TOKEN"))
-    .addOption(new Option("-o, --output <format>", "output format: table (for people) or json (the proto JSON, for scripts)").default("table"))
+    .addOption(new Option("-o, --output <format>", FORMAT_HELP).default("table"))
     .helpOption("-h, --help", "show help for a command")
     .helpCommand("help [command]", "show help for a command")
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })

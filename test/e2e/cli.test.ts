@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import YAML from "yaml";
 import { describeDocker, removeContainersOf, TEST_IMAGE, testDocker } from "../support/docker.js";
 import { freePort } from "../support/free-port.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
@@ -125,13 +126,13 @@ describe("agentorch CLI without Docker", () => {
     const [missing, unknown, format] = await Promise.all([
       cli(["agents", "get"]),
       cli(["agents", "ls", "--no-such-flag"]),
-      cli(["agents", "ls", "-o", "yaml"]),
+      cli(["agents", "ls", "-o", "xml"]),
     ]);
     expect(missing).toMatchObject({ code: 2, stdout: "" });
     expect(missing.stderr).toBe("agentorch: missing required argument 'id': see `agentorch agents get --help`\n");
     expect(unknown).toMatchObject({ code: 2, stdout: "" });
     expect(unknown.stderr).toMatch(/^agentorch: unknown option '--no-such-flag'.*\n$/);
-    expect(format).toMatchObject({ code: 2, stderr: 'agentorch: -o yaml: expected "table" or "json"\n' });
+    expect(format).toMatchObject({ code: 2, stderr: "agentorch: -o xml: expected table, wide, json or yaml\n" });
   });
 
   it("maps NOT_FOUND to its message and exit 3", async () => {
@@ -151,10 +152,12 @@ describe("agentorch CLI without Docker", () => {
     expect((await serve.done).code).toBe(0);
   });
 
-  it("health prints SERVING and exits 0; -o json is the health response", async () => {
-    const [human, json] = await Promise.all([ok(["health"]), ok(["health", "-o", "json"])]);
+  it("health prints SERVING and exits 0; -o json and -o yaml are the health response", async () => {
+    const [human, json, yaml] = await Promise.all([ok(["health"]), ok(["health", "-o", "json"]), ok(["health", "-o", "yaml"])]);
     expect(human.split("\n")[0]).toBe(`agentorch at ${server.address}: SERVING`);
     expect(JSON.parse(json)).toMatchObject({ statuses: { "": { status: "SERVING" } } });
+    expect(YAML.parse(yaml)).toEqual(JSON.parse(json));
+    expect(yaml).toMatch(/^statuses:\n/);
   });
 });
 
