@@ -8,6 +8,7 @@ import { GetAgentOutputResponseSchema, StreamAgentOutputResponseSchema } from ".
 import { contextOf } from "./context.js";
 import { printJson, printJsonLine } from "./output.js";
 import { parseCount } from "./parse.js";
+import { resolveAgentId } from "./resolve.js";
 
 /** The last n lines of text (a final line without a newline counts as one); all of it when shorter. */
 export function lastLines(text: string, n: number): string {
@@ -39,8 +40,9 @@ export function addLogsCommand(agents: Command): void {
     .option("-f, --follow", "keep printing new output until the container stops (Ctrl-C to stop earlier)")
     .option("--tail <lines>", "only the last N lines of past output (default: all that is kept)")
     .addHelpText("after", LOGS_HELP)
-    .action(async (id: string, o: { follow?: boolean; tail?: string }, cmd: Command) => {
+    .action(async (text: string, o: { follow?: boolean; tail?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const lines = o.tail === undefined ? undefined : parseCount("--tail", o.tail);
       const cut = (text: string) => (lines === undefined ? text : lastLines(text, lines));
       if (!o.follow) {

@@ -23,6 +23,7 @@ import {
 import { addLogsCommand } from "./agent-logs.js";
 import { agentEventLine, printAgent, printAgentTable, statusName } from "./agent-view.js";
 import { acceptsTrailingArgs, contextOf, trailingArgs } from "./context.js";
+import { resolveAgentId } from "./resolve.js";
 import { usageError } from "./errors.js";
 import { paintState, printJson, printJsonLine, shortId } from "./output.js";
 import { collect, parseBytes, parseCount, parseDecimal, parseDuration, parseEnum, parseEnv, readMessageFile } from "./parse.js";
@@ -102,16 +103,17 @@ export function addAgentsCommands(root: Command): void {
         process.stdout.write(o.status ? `no ${o.status.toLowerCase()} agents\n` : "no agents: register one with `agentorch agents register <id> --image IMAGE -- CMD…`\n");
         return;
       }
-      printAgentTable(all.agents);
+      printAgentTable(all.agents, Date.now(), ctx.wide);
     });
 
   agents
     .command("get")
     .alias("show")
     .description("show one agent in detail")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const { agent } = await ctx.clients.agents.getAgent({ agentId: id }, ctx.unary);
       if (!agent) throw new Error("the service answered without an agent");
       if (ctx.json) return printJson(AgentSchema, agent);
@@ -160,9 +162,10 @@ Examples:
   agents
     .command("start")
     .description("start the agent's container (IDLE or FAILED -> RUNNING)")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const { agent } = await ctx.clients.agents.startAgent({ agentId: id }, ctx.unary);
       printAgentChange(ctx.json, agent);
     });
@@ -170,9 +173,10 @@ Examples:
   agents
     .command("stop")
     .description("kill the agent's container (RUNNING -> IDLE); it can be started again")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const { agent } = await ctx.clients.agents.stopAgent({ agentId: id }, ctx.unary);
       printAgentChange(ctx.json, agent);
     });
@@ -181,10 +185,11 @@ Examples:
     .command("rm")
     .alias("remove")
     .description("kill any container and delete the agent (its workspace is kept unless --delete-workspace)")
-    .argument("<id>", "the agent's id")
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
     .option("--delete-workspace", "also delete the agent's workspace directory")
-    .action(async (id: string, o: { deleteWorkspace?: boolean }, cmd: Command) => {
+    .action(async (text: string, o: { deleteWorkspace?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const res = await ctx.clients.agents.removeAgent({ agentId: id, deleteWorkspace: o.deleteWorkspace === true }, ctx.unary);
       if (ctx.json) return printJson(RemoveAgentResponseSchema, res);
       process.stdout.write(`removed agent ${id}${o.deleteWorkspace ? " and its workspace" : ""}\n`);
@@ -198,8 +203,10 @@ Examples:
     .argument("[ids...]", "only these agents (default: every agent)")
     .option("--resume-after <revision>", "replay the changes after this event-log revision instead of the current state")
     .addHelpText("after", "\nWith -o json: one AgentEvent per line (ADDED, CHANGED, REMOVED, and BOOKMARK with the revision to resume after).")
-    .action(async (ids: string[], o: { resumeAfter?: string }, cmd: Command) => {
+    .action(async (texts: string[], o: { resumeAfter?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const ids: string[] = [];
+      for (const t of texts) ids.push(await resolveAgentId(ctx, t));
       const resume = o.resumeAfter === undefined ? undefined : BigInt(parseCount("--resume-after", o.resumeAfter));
       const known = new Map<string, AgentStatus>();
       const summary = () => {

@@ -27,6 +27,8 @@ Examples:
   agentorch tasks submit "say ok" --image agentorch/busybox:test --wait -- sh -c 'echo ok'
   agentorch agents watch
 
+Ids: wherever a command takes an agent or task id, a unique prefix of it will do.
+
 Environment:
   AGENTORCH_ADDR    default for --addr
   AGENTORCH_TOKEN   default for --token

@@ -18,6 +18,7 @@ import type { A2AMessage } from "../../gen/agentorch/v1/a2a_pb.js";
 import { SendMessageResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { TaskPriority } from "../../gen/agentorch/v1/task_pb.js";
 import { contextOf } from "./context.js";
+import { resolveAgentId } from "./resolve.js";
 import { usageError } from "./errors.js";
 import { colors, printJson, printJsonLine, truncate } from "./output.js";
 import { collect, parseCount, parseEnum } from "./parse.js";
@@ -145,9 +146,11 @@ Examples:
     .action(async (from: string, to: string, kind: string, text: string | undefined, o: SendOptions, cmd: Command) => {
       const message = messageFrom(from, to, kind.toLowerCase(), text, o);
       const ctx = contextOf(cmd);
+      message.fromAgentId = await resolveAgentId(ctx, from);
+      message.toAgentId = await resolveAgentId(ctx, to);
       const res = await ctx.clients.lifecycle.sendMessage({ message }, ctx.unary);
       if (ctx.json) return printJson(SendMessageResponseSchema, res);
-      process.stdout.write(`sent message ${res.messageId} to ${to} (sequence ${res.sequence})\n`);
+      process.stdout.write(`sent message ${res.messageId} to ${message.toAgentId} (sequence ${res.sequence})\n`);
     });
 
   messages
@@ -157,8 +160,9 @@ Examples:
     .option("--after <sequence>", "only messages after this sequence")
     .option("--ack", "acknowledge each message once printed (it is then not delivered again)")
     .addHelpText("after", "\nWith -o json: one A2AMessage per line.")
-    .action(async (agentId: string, o: { after?: string; ack?: boolean }, cmd: Command) => {
+    .action(async (text: string, o: { after?: string; ack?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const agentId = await resolveAgentId(ctx, text);
       const after = o.after === undefined ? 0n : BigInt(parseCount("--after", o.after));
       let count = 0;
       ctx.status.set(() => `mailbox of ${agentId}: ${count} message${count === 1 ? "" : "s"} · Ctrl-C to stop`);
