@@ -3,6 +3,7 @@
  * their output, and watch their status changes live (AgentOrchestratorService).
  */
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import {
   AgentConfigSchema,
@@ -23,6 +24,7 @@ import {
 import { addLogsCommand } from "./agent-logs.js";
 import { agentEventLine, printAgent, printAgentTable, statusName } from "./agent-view.js";
 import { acceptsTrailingArgs, contextOf, trailingArgs } from "./context.js";
+import type { Ctx } from "./context.js";
 import { resolveAgentId } from "./resolve.js";
 import { usageError } from "./errors.js";
 import { paintState, printJson, printJsonLine, shortId } from "./output.js";
@@ -44,6 +46,7 @@ interface RegisterOptions {
   maxRestarts?: string;
   workspaceMount?: string;
   readOnlyWorkspace?: boolean;
+  ifNotExists?: boolean;
 }
 
 /** Builds the AgentConfig of `agents register` from -f and the flags (flags win over the file). */
@@ -139,6 +142,7 @@ export function addAgentsCommands(root: Command): void {
     .option("--max-restarts <n>", "crash restarts in a row allowed (default 3)")
     .option("--workspace-mount <path>", "where the workspace appears in the container (default /workspace)")
     .option("--read-only-workspace", "mount the workspace read-only")
+    .option("--if-not-exists", "for scripts: when an agent with this id exists, leave it as it is and exit 0 (instead of 4)")
     .addHelpText(
       "after",
       `
@@ -152,7 +156,17 @@ Examples:
     .action(async (id: string | undefined, o: RegisterOptions, cmd: Command) => {
       const config = agentConfigFrom(id, o, trailingArgs());
       const ctx = contextOf(cmd);
-      const { agent } = await ctx.clients.agents.registerAgent({ agent: config }, ctx.unary);
+      let agent: Agent | undefined;
+      try {
+        agent = (await ctx.clients.agents.registerAgent({ agent: config }, ctx.unary)).agent;
+      } catch (err) {
+        if (!o.ifNotExists || !(err instanceof ConnectError) || err.code !== Code.AlreadyExists) throw err;
+        const { agent: existing } = await ctx.clients.agents.getAgent({ agentId: config.agentId }, ctx.unary);
+        if (!existing) throw err;
+        if (ctx.json) return printJson(AgentSchema, existing);
+        process.stdout.write(`agent ${existing.agentId} already exists (${paintState(statusName(existing.status))}, image ${existing.config?.image ?? "-"}); left as it is\n`);
+        return;
+      }
       if (!agent) throw new Error("the service answered without an agent");
       if (ctx.json) return printJson(AgentSchema, agent);
       process.stdout.write(`registered agent ${agent.agentId} (${paintState(statusName(agent.status))}); start it with \`agentorch agents start ${agent.agentId}\`\n`);
@@ -161,24 +175,28 @@ Examples:
 
   agents
     .command("start")
-    .description("start the agent's container (IDLE or FAILED -> RUNNING)")
+    .description("start the agent's container (IDLE or FAILED -> RUNNING); an agent already RUNNING is left as it is (exit 0)")
     .argument("<id>", "the agent's id (or a unique prefix of it)")
-    .action(async (text: string, _o: unknown, cmd: Command) => {
+    .option("--if-needed", "for scripts: also exit 0 when the agent is already STARTING")
+    .action(async (text: string, o: { ifNeeded?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveAgentId(ctx, text);
-      const { agent } = await ctx.clients.agents.startAgent({ agentId: id }, ctx.unary);
-      printAgentChange(ctx.json, agent);
+      const done = [AgentStatus.RUNNING, ...(o.ifNeeded ? [AgentStatus.STARTING] : [])];
+      const agent = await alreadyOr(ctx, id, done, async () => (await ctx.clients.agents.startAgent({ agentId: id }, ctx.unary)).agent);
+      printAgentChange(ctx.json, agent.agent, agent.already);
     });
 
   agents
     .command("stop")
     .description("kill the agent's container (RUNNING -> IDLE); it can be started again")
     .argument("<id>", "the agent's id (or a unique prefix of it)")
-    .action(async (text: string, _o: unknown, cmd: Command) => {
+    .option("--if-needed", "for scripts: exit 0 when the agent is not running (IDLE, STOPPING, FAILED or TERMINATED) instead of 4")
+    .action(async (text: string, o: { ifNeeded?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveAgentId(ctx, text);
-      const { agent } = await ctx.clients.agents.stopAgent({ agentId: id }, ctx.unary);
-      printAgentChange(ctx.json, agent);
+      const done = o.ifNeeded ? [AgentStatus.IDLE, AgentStatus.STOPPING, AgentStatus.FAILED, AgentStatus.TERMINATED] : [];
+      const agent = await alreadyOr(ctx, id, done, async () => (await ctx.clients.agents.stopAgent({ agentId: id }, ctx.unary)).agent);
+      printAgentChange(ctx.json, agent.agent, agent.already);
     });
 
   agents
@@ -237,9 +255,34 @@ Examples:
     });
 }
 
-function printAgentChange(json: boolean, agent: Agent | undefined): void {
+/**
+ * Runs change (a start or stop); when the service refuses it as FAILED_PRECONDITION
+ * because the agent is already in one of the done states, answers that agent instead,
+ * marked already: scripts can run the command again without failing.
+ */
+async function alreadyOr(
+  ctx: Ctx,
+  agentId: string,
+  done: readonly AgentStatus[],
+  change: () => Promise<Agent | undefined>,
+): Promise<{ agent: Agent | undefined; already: boolean }> {
+  try {
+    return { agent: await change(), already: false };
+  } catch (err) {
+    if (done.length === 0 || !(err instanceof ConnectError) || err.code !== Code.FailedPrecondition) throw err;
+    const { agent } = await ctx.clients.agents.getAgent({ agentId }, ctx.unary);
+    if (!agent || !done.includes(agent.status)) throw err;
+    return { agent, already: true };
+  }
+}
+
+function printAgentChange(json: boolean, agent: Agent | undefined, already = false): void {
   if (!agent) throw new Error("the service answered without an agent");
   if (json) return printJson(AgentSchema, agent);
   const container = agent.containerId !== "" && agent.status === AgentStatus.RUNNING ? ` (container ${shortId(agent.containerId)})` : "";
+  if (already) {
+    process.stdout.write(`agent ${agent.agentId} is already ${paintState(statusName(agent.status))}${container}; nothing to do\n`);
+    return;
+  }
   process.stdout.write(`agent ${agent.agentId} ${paintState(statusName(agent.status))}${container}${agent.statusReason ? `: ${agent.statusReason}` : ""}\n`);
 }

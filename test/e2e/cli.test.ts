@@ -61,7 +61,8 @@ function start(args: string[], env: Record<string, string> = {}) {
   const out = { stdout: "", stderr: "" };
   child.stdout.on("data", (d: Buffer) => (out.stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out.stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  // Generous: on a loaded machine, a few CLI processes at once take several seconds each.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   const done = new Promise<Result>((resolve) =>
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -255,6 +256,47 @@ describeDocker("agentorch CLI with Docker", () => {
     expect(row).toBeDefined();
     expect(row!.indexOf("COMPLETED")).toBe(t.col("STATE"));
   });
+
+  it("serves scripts: idempotent start/stop/register, id prefixes, messages ack, -o wide", async () => {
+    const a = uid("idem");
+    const b = `${a}-2`;
+    const reg = (id: string, ...more: string[]) => ["agents", "register", id, "--image", TEST_IMAGE, ...more, "--", "sh", "-c", "sleep 300"];
+    await Promise.all([ok(reg(a)), ok(reg(b))]);
+    // An exact id wins over the longer id it prefixes.
+    const [first, again] = await Promise.all([ok(["agents", "start", a]), ok(reg(a, "--if-not-exists"))]);
+    expect(first).toMatch(new RegExp(`^agent ${a} RUNNING`));
+    expect(again).toMatch(new RegExp(`^agent ${a} already exists \\((IDLE|STARTING|RUNNING), image ${TEST_IMAGE}\\); left as it is\n$`));
+
+    const [started, stopIdle, stopIdleStrict, ambiguous] = await Promise.all([
+      cli(["agents", "start", a]),
+      cli(["agents", "stop", `${a}-`, "--if-needed"]),
+      cli(["agents", "stop", b]),
+      cli(["agents", "get", "cli-idem-"]),
+    ]);
+    expect(started).toMatchObject({ code: 0, stderr: "" });
+    expect(started.stdout).toMatch(new RegExp(`^agent ${a} is already RUNNING \\(container [0-9a-f]{12}\\); nothing to do\n$`));
+    expect(stopIdle).toMatchObject({ code: 0, stdout: `agent ${b} is already IDLE; nothing to do\n`, stderr: "" });
+    expect(stopIdleStrict.code).toBe(4);
+    expect(ambiguous).toMatchObject({ code: 2, stdout: "" });
+    expect(ambiguous.stderr).toMatch(/^agentorch: agent id prefix "cli-idem-" is ambiguous: it matches .*; give more of the id\n$/);
+
+    const [byPrefix, sent, wide] = await Promise.all([
+      ok(["agents", "get", `${a}-`, "-o", "json"]),
+      ok(["messages", "send", a, `${a}-`, "status", "halfway", "--task-id", "t1", "--progress", "50"]),
+      ok(["agents", "ls", "-o", "wide"]),
+    ]);
+    expect(JSON.parse(byPrefix)).toMatchObject({ agentId: b });
+    expect(sent).toMatch(new RegExp(`^sent message \\S+ to ${b} \\(sequence 1\\)\n$`));
+    const t = table(wide);
+    expect(t.header).toMatch(/^ID +STATUS +IMAGE +RESTARTS +STARTED +AGE +CONTAINER +NETWORK +MEMORY +COMMAND +REASON$/);
+    const row = t.rows.find((r) => r.startsWith(a + " "))!;
+    expect(row.slice(t.col("NETWORK"))).toMatch(/^none +512MiB +sh -c 'sleep 300' /);
+
+    const [acked, beyond] = await Promise.all([cli(["messages", "ack", `${a}-`, "1"]), cli(["messages", "ack", b, "9"])]);
+    expect(acked).toMatchObject({ code: 0, stdout: `acknowledged 1 message of ${b} (up to #1)\n`, stderr: "" });
+    expect(beyond.code).toBe(2);
+    await Promise.all([ok(["agents", "rm", a]), ok(["agents", "rm", b])]);
+  }, 300_000);
 
   it("config get and set change the task limits live", async () => {
     const set = await ok(["config", "set", "max-concurrent-tasks=7", "max-execution-time=10m"]);
