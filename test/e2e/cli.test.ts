@@ -6,7 +6,7 @@
  * ANSI escape codes (CI=1 is set to make sure that does not switch colour on).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -97,7 +97,7 @@ describe("agentorch CLI without Docker", () => {
   it("prints help at every level and its version, exiting 0", async () => {
     const [root, leaf, version] = await Promise.all([cli(["--help"]), cli(["tasks", "submit", "--help"]), cli(["--version"])]);
     expect(root.code).toBe(0);
-    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
+    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health", "version"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
     expect(root.stdout).toContain("Exit codes:");
     expect(root.stdout).toMatch(/^ {2}3 +NOT_FOUND/m);
     expect(leaf.code).toBe(0);
@@ -107,6 +107,16 @@ describe("agentorch CLI without Docker", () => {
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     for (const r of [root, leaf, version]) expect(r.stdout).not.toMatch(ANSI);
+  });
+
+  it("version prints the client's and the server's versions; without a server, the client's and exit 6", async () => {
+    const port = await freePort();
+    const [both, json, alone] = await Promise.all([cli(["version"]), cli(["version", "-o", "json"]), cli(["version", "--addr", `127.0.0.1:${port}`])]);
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+    expect(both).toMatchObject({ code: 0, stdout: `client: ${pkg.version}\nserver: ${pkg.version} at ${server.address}\n`, stderr: "" });
+    expect(JSON.parse(json.stdout)).toEqual({ client: pkg.version, server: pkg.version, address: server.address });
+    expect(alone).toMatchObject({ code: 6, stdout: `client: ${pkg.version}\n` });
+    expect(alone.stderr).toMatch(/^agentorch: no agentorch at 127\.0\.0\.1:\d+: is `agentorch serve` running\?.*\n$/);
   });
 
   it("says in one line that no server runs at the address, and exits 6", async () => {
