@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from "commander";
 import { addAgentsCommands } from "./agents.js";
 import { addCardsCommands } from "./cards.js";
 import { DEFAULT_ADDR } from "./client.js";
+import { addCompletionCommand } from "./completion.js";
 import { addConfigCommands } from "./config.js";
 import { setTrailingArgs, takesTrailingArgs, trailingArgs } from "./context.js";
 import { describeError, EXIT, EXIT_CODES_HELP, usageError } from "./errors.js";
@@ -63,6 +64,7 @@ function buildProgram(): Command {
   addConfigCommands(program);
   addHealthCommand(program);
   addVersionCommand(program);
+  addCompletionCommand(program);
 
   program.hook("preAction", (_root, action) => {
     if (action.name() !== "serve") exitOnInterrupt();

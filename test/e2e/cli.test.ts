@@ -5,7 +5,7 @@
  * the one-line error on stderr, and exit codes. stdout is a pipe here, so it must carry no
  * ANSI escape codes (CI=1 is set to make sure that does not switch colour on).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -97,7 +97,7 @@ describe("agentorch CLI without Docker", () => {
   it("prints help at every level and its version, exiting 0", async () => {
     const [root, leaf, version] = await Promise.all([cli(["--help"]), cli(["tasks", "submit", "--help"]), cli(["--version"])]);
     expect(root.code).toBe(0);
-    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health", "version"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
+    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health", "version", "completion"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
     expect(root.stdout).toContain("Exit codes:");
     expect(root.stdout).toMatch(/^ {2}3 +NOT_FOUND/m);
     expect(leaf.code).toBe(0);
@@ -117,6 +117,27 @@ describe("agentorch CLI without Docker", () => {
     expect(JSON.parse(json.stdout)).toEqual({ client: pkg.version, server: pkg.version, address: server.address });
     expect(alone).toMatchObject({ code: 6, stdout: `client: ${pkg.version}\n` });
     expect(alone.stderr).toMatch(/^agentorch: no agentorch at 127\.0\.0\.1:\d+: is `agentorch serve` running\?.*\n$/);
+  });
+
+  it("completion bash, zsh and fish complete commands and flags from the command tree", async () => {
+    const [bash, zsh, fish, bad] = await Promise.all([cli(["completion", "bash"]), cli(["completion", "zsh"]), cli(["completion", "fish"]), cli(["completion", "tcsh"])]);
+    for (const r of [bash, zsh, fish]) expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(bad).toMatchObject({ code: 2, stderr: "agentorch: completion tcsh: expected bash, zsh or fish\n" });
+    const script = path.join(tmp, "agentorch.bash");
+    writeFileSync(script, bash.stdout);
+    // What bash does on TAB: COMP_WORDS and COMP_CWORD set, the completion function called.
+    const complete = (...words: string[]) => {
+      const line = `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _agentorch; echo "\${COMPREPLY[*]}"`;
+      return spawnSync("bash", ["--norc", "-c", line], { encoding: "utf8" }).stdout.trim();
+    };
+    expect(complete("agentorch", "ag")).toBe("agents");
+    expect(complete("agentorch", "agents", "st")).toBe("start stop");
+    expect(complete("agentorch", "--addr", "h:1", "agent", "lo")).toBe("logs");
+    expect(complete("agentorch", "tasks", "ls", "--l")).toBe("--limit");
+    expect(complete("agentorch", "agents", "ls", "-o", "")).toBe("table wide json yaml");
+    expect(zsh.stdout).toMatch(/^#compdef agentorch\n/);
+    expect(zsh.stdout).toContain('"agentorch messages ack") cmd="agentorch messages ack"');
+    expect(fish.stdout).toContain("complete -c agentorch -n '__fish_use_subcommand' -a agents");
   });
 
   it("says in one line that no server runs at the address, and exits 6", async () => {
