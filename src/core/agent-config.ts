@@ -4,6 +4,7 @@
  */
 import { type AgentConfig, DEFAULTS, type SandboxPolicy } from "./agent.js";
 import { invalidArgument } from "./errors.js";
+import { checkImageReference } from "./image-reference.js";
 
 /** An agent configuration before validation: optional parts may be missing. */
 export interface AgentConfigInput {
@@ -97,6 +98,7 @@ export function validateCommand(command: string[] | undefined, field = "command"
 export function validateImage(image: string, field = "image"): string {
   checkString(image, field, LIMITS.imageLength);
   if (/\s/.test(image)) throw invalidArgument(`${field} may not contain whitespace`, { field });
+  checkImageReference(image, field);
   return image;
 }
 

@@ -18,6 +18,7 @@ import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgent
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
+import { checkImageReference } from "./image-reference.js";
 import { AgentorchError, alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
@@ -157,6 +158,8 @@ export class AgentService {
     if (agent.currentTaskId && !options.taskId) {
       throw failedPrecondition(`agent "${agentId}" is reserved by task ${agent.currentTaskId}`, { agentId });
     }
+    // The same check as at register: an agent stored before it existed is refused here, in the same words.
+    checkImageReference(agent.config.image);
     this.checkImage(agent.config.image);
     const active = this.registry.store.countAgentsWithStatus(RUNNING_STATES);
     if (active >= this.config.maxRunning) {
