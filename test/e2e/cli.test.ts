@@ -167,10 +167,15 @@ describe("agentorch CLI without Docker", () => {
     expect(format).toMatchObject({ code: 2, stderr: "agentorch: -o xml: expected table, wide, json or yaml\n" });
   });
 
-  it("maps NOT_FOUND to its message and exit 3", async () => {
+  it("maps NOT_FOUND and INVALID_ARGUMENT to their messages and exits 3 and 2", async () => {
     const id = uid("missing");
-    const r = await cli(["agents", "get", id]);
+    const [r, image] = await Promise.all([cli(["agents", "get", id]), cli(["agents", "register", id, "--image", "agentorch/BusyBox:test"])]);
     expect(r).toMatchObject({ code: 3, stdout: "", stderr: `agentorch: agent "${id}" not found\n` });
+    expect(image).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: 'agentorch: image "agentorch/BusyBox:test" is not a valid image reference: the repository path must be lowercase\n',
+    });
   });
 
   it("serve runs the service until SIGTERM, then exits 0", async () => {
@@ -282,11 +287,16 @@ describeDocker("agentorch CLI with Docker", () => {
     expect(lines.at(-1)).toMatchObject({ state: "TASK_STATE_COMPLETED", result: { output: "ok\n" } });
     for (const r of [failed, completed, json]) expect(r.stdout).not.toMatch(ANSI);
 
-    const t = table(await ok(["tasks", "ls", "--state", "completed"]));
+    const [ls, newest] = await Promise.all([ok(["tasks", "ls", "--state", "completed"]), ok(["tasks", "ls", "--limit", "2", "-o", "json"])]);
+    const t = table(ls);
     const row = t.rows.find((r) => r.startsWith(lines[0]!.taskId + " "));
     expect(row).toBeDefined();
     expect(row!.indexOf("COMPLETED")).toBe(t.col("STATE"));
-  });
+    // Newest first, as docker ps lists containers.
+    const created = (JSON.parse(newest) as { tasks: { createdAt: string }[] }).tasks.map((x) => Date.parse(x.createdAt));
+    expect(created).toHaveLength(2);
+    expect(created[0]).toBeGreaterThanOrEqual(created[1]!);
+  }, 120_000);
 
   it("serves scripts: idempotent start/stop/register, id prefixes, messages ack, -o wide", async () => {
     const a = uid("idem");
