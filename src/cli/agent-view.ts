@@ -33,11 +33,24 @@ function reasonShown(a: Agent): string {
   return telling ? a.statusReason : "";
 }
 
-/** Prints agents as a table (ID, STATUS, IMAGE, RESTARTS, STARTED, AGE, and REASON when any has one). */
-export function printAgentTable(agents: readonly Agent[], now = Date.now()): void {
+/**
+ * Prints agents as a table: ID, STATUS, IMAGE, RESTARTS, STARTED, AGE, and REASON when any
+ * has one. wide (-o wide) adds CONTAINER, NETWORK, MEMORY and COMMAND, and always shows REASON.
+ */
+export function printAgentTable(agents: readonly Agent[], now = Date.now(), wide = false): void {
   const withName = agents.some((a) => a.name !== "" && a.name !== a.agentId);
-  const withReason = agents.some((a) => reasonShown(a) !== "");
-  const head = ["ID", ...(withName ? ["NAME"] : []), "STATUS", "IMAGE", "RESTARTS", "STARTED", "AGE", ...(withReason ? ["REASON"] : [])];
+  const withReason = wide || agents.some((a) => reasonShown(a) !== "");
+  const head = [
+    "ID",
+    ...(withName ? ["NAME"] : []),
+    "STATUS",
+    "IMAGE",
+    "RESTARTS",
+    "STARTED",
+    "AGE",
+    ...(wide ? ["CONTAINER", "NETWORK", "MEMORY", "COMMAND"] : []),
+    ...(withReason ? ["REASON"] : []),
+  ];
   const rows = agents.map((a) => [
     a.agentId,
     ...(withName ? [a.name] : []),
@@ -46,7 +59,15 @@ export function printAgentTable(agents: readonly Agent[], now = Date.now()): voi
     String(a.restartCount),
     relativeTime(a.startedAt, now),
     relativeTime(a.createdAt, now),
-    ...(withReason ? [truncate(reasonShown(a), 60)] : []),
+    ...(wide
+      ? [
+          a.status === AgentStatus.RUNNING ? shortId(a.containerId) : "-",
+          a.config?.policy === SandboxPolicy.CONTAINER_DIRECT ? "bridge" : "none",
+          a.config?.resources && a.config.resources.memoryBytes > 0n ? formatBytes(a.config.resources.memoryBytes) : "default",
+          a.config && a.config.command.length > 0 ? truncate(shellJoin(a.config.command), 60) : "(image default)",
+        ]
+      : []),
+    ...(withReason ? [truncate(reasonShown(a), 60) || "-"] : []),
   ]);
   printTable(head, rows);
 }

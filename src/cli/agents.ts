@@ -3,6 +3,7 @@
  * their output, and watch their status changes live (AgentOrchestratorService).
  */
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import {
   AgentConfigSchema,
@@ -17,13 +18,14 @@ import type { Agent, AgentConfig } from "../../gen/agentorch/v1/agent_pb.js";
 import { EventType } from "../../gen/agentorch/v1/events_pb.js";
 import {
   AgentEventSchema,
-  GetAgentOutputResponseSchema,
   ListAgentsResponseSchema,
   RemoveAgentResponseSchema,
-  StreamAgentOutputResponseSchema,
 } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
+import { addLogsCommand } from "./agent-logs.js";
 import { agentEventLine, printAgent, printAgentTable, statusName } from "./agent-view.js";
 import { acceptsTrailingArgs, contextOf, trailingArgs } from "./context.js";
+import type { Ctx } from "./context.js";
+import { resolveAgentId } from "./resolve.js";
 import { usageError } from "./errors.js";
 import { paintState, printJson, printJsonLine, shortId } from "./output.js";
 import { collect, parseBytes, parseCount, parseDecimal, parseDuration, parseEnum, parseEnv, readMessageFile } from "./parse.js";
@@ -44,6 +46,7 @@ interface RegisterOptions {
   maxRestarts?: string;
   workspaceMount?: string;
   readOnlyWorkspace?: boolean;
+  ifNotExists?: boolean;
 }
 
 /** Builds the AgentConfig of `agents register` from -f and the flags (flags win over the file). */
@@ -103,16 +106,17 @@ export function addAgentsCommands(root: Command): void {
         process.stdout.write(o.status ? `no ${o.status.toLowerCase()} agents\n` : "no agents: register one with `agentorch agents register <id> --image IMAGE -- CMD…`\n");
         return;
       }
-      printAgentTable(all.agents);
+      printAgentTable(all.agents, Date.now(), ctx.wide);
     });
 
   agents
     .command("get")
     .alias("show")
     .description("show one agent in detail")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const { agent } = await ctx.clients.agents.getAgent({ agentId: id }, ctx.unary);
       if (!agent) throw new Error("the service answered without an agent");
       if (ctx.json) return printJson(AgentSchema, agent);
@@ -138,6 +142,7 @@ export function addAgentsCommands(root: Command): void {
     .option("--max-restarts <n>", "crash restarts in a row allowed (default 3)")
     .option("--workspace-mount <path>", "where the workspace appears in the container (default /workspace)")
     .option("--read-only-workspace", "mount the workspace read-only")
+    .option("--if-not-exists", "for scripts: when an agent with this id exists, leave it as it is and exit 0 (instead of 4)")
     .addHelpText(
       "after",
       `
@@ -151,7 +156,17 @@ Examples:
     .action(async (id: string | undefined, o: RegisterOptions, cmd: Command) => {
       const config = agentConfigFrom(id, o, trailingArgs());
       const ctx = contextOf(cmd);
-      const { agent } = await ctx.clients.agents.registerAgent({ agent: config }, ctx.unary);
+      let agent: Agent | undefined;
+      try {
+        agent = (await ctx.clients.agents.registerAgent({ agent: config }, ctx.unary)).agent;
+      } catch (err) {
+        if (!o.ifNotExists || !(err instanceof ConnectError) || err.code !== Code.AlreadyExists) throw err;
+        const { agent: existing } = await ctx.clients.agents.getAgent({ agentId: config.agentId }, ctx.unary);
+        if (!existing) throw err;
+        if (ctx.json) return printJson(AgentSchema, existing);
+        process.stdout.write(`agent ${existing.agentId} already exists (${paintState(statusName(existing.status))}, image ${existing.config?.image ?? "-"}); left as it is\n`);
+        return;
+      }
       if (!agent) throw new Error("the service answered without an agent");
       if (ctx.json) return printJson(AgentSchema, agent);
       process.stdout.write(`registered agent ${agent.agentId} (${paintState(statusName(agent.status))}); start it with \`agentorch agents start ${agent.agentId}\`\n`);
@@ -160,58 +175,45 @@ Examples:
 
   agents
     .command("start")
-    .description("start the agent's container (IDLE or FAILED -> RUNNING)")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .description("start the agent's container (IDLE or FAILED -> RUNNING); an agent already RUNNING is left as it is (exit 0)")
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .option("--if-needed", "for scripts: also exit 0 when the agent is already STARTING")
+    .action(async (text: string, o: { ifNeeded?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const { agent } = await ctx.clients.agents.startAgent({ agentId: id }, ctx.unary);
-      printAgentChange(ctx.json, agent);
+      const id = await resolveAgentId(ctx, text);
+      const done = [AgentStatus.RUNNING, ...(o.ifNeeded ? [AgentStatus.STARTING] : [])];
+      const agent = await alreadyOr(ctx, id, done, async () => (await ctx.clients.agents.startAgent({ agentId: id }, ctx.unary)).agent);
+      printAgentChange(ctx.json, agent.agent, agent.already);
     });
 
   agents
     .command("stop")
     .description("kill the agent's container (RUNNING -> IDLE); it can be started again")
-    .argument("<id>", "the agent's id")
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
+    .option("--if-needed", "for scripts: exit 0 when the agent is not running (IDLE, STOPPING, FAILED or TERMINATED) instead of 4")
+    .action(async (text: string, o: { ifNeeded?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const { agent } = await ctx.clients.agents.stopAgent({ agentId: id }, ctx.unary);
-      printAgentChange(ctx.json, agent);
+      const id = await resolveAgentId(ctx, text);
+      const done = o.ifNeeded ? [AgentStatus.IDLE, AgentStatus.STOPPING, AgentStatus.FAILED, AgentStatus.TERMINATED] : [];
+      const agent = await alreadyOr(ctx, id, done, async () => (await ctx.clients.agents.stopAgent({ agentId: id }, ctx.unary)).agent);
+      printAgentChange(ctx.json, agent.agent, agent.already);
     });
 
   agents
     .command("rm")
     .alias("remove")
     .description("kill any container and delete the agent (its workspace is kept unless --delete-workspace)")
-    .argument("<id>", "the agent's id")
+    .argument("<id>", "the agent's id (or a unique prefix of it)")
     .option("--delete-workspace", "also delete the agent's workspace directory")
-    .action(async (id: string, o: { deleteWorkspace?: boolean }, cmd: Command) => {
+    .action(async (text: string, o: { deleteWorkspace?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveAgentId(ctx, text);
       const res = await ctx.clients.agents.removeAgent({ agentId: id, deleteWorkspace: o.deleteWorkspace === true }, ctx.unary);
       if (ctx.json) return printJson(RemoveAgentResponseSchema, res);
       process.stdout.write(`removed agent ${id}${o.deleteWorkspace ? " and its workspace" : ""}\n`);
     });
 
-  agents
-    .command("logs")
-    .alias("output")
-    .description("print the output (stdout and stderr) of the agent's current or last container")
-    .argument("<id>", "the agent's id")
-    .option("-f, --follow", "keep printing new output until the container stops (Ctrl-C to stop earlier)")
-    .option("--tail <size>", "at most this much past output, e.g. 4k (default: all that is kept)")
-    .action(async (id: string, o: { follow?: boolean; tail?: string }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const tail = o.tail === undefined ? 0n : parseBytes("--tail", o.tail);
-      if (!o.follow) {
-        const res = await ctx.clients.agents.getAgentOutput({ agentId: id, maxBytes: tail }, ctx.unary);
-        if (ctx.json) return printJson(GetAgentOutputResponseSchema, res);
-        process.stdout.write(res.output);
-        return;
-      }
-      for await (const chunk of ctx.clients.agents.streamAgentOutput({ agentId: id, follow: true, tailBytes: tail })) {
-        if (ctx.json) printJsonLine(StreamAgentOutputResponseSchema, chunk);
-        else process.stdout.write(chunk.data);
-      }
-    });
+  addLogsCommand(agents);
 
   agents
     .command("watch")
@@ -219,8 +221,10 @@ Examples:
     .argument("[ids...]", "only these agents (default: every agent)")
     .option("--resume-after <revision>", "replay the changes after this event-log revision instead of the current state")
     .addHelpText("after", "\nWith -o json: one AgentEvent per line (ADDED, CHANGED, REMOVED, and BOOKMARK with the revision to resume after).")
-    .action(async (ids: string[], o: { resumeAfter?: string }, cmd: Command) => {
+    .action(async (texts: string[], o: { resumeAfter?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const ids: string[] = [];
+      for (const t of texts) ids.push(await resolveAgentId(ctx, t));
       const resume = o.resumeAfter === undefined ? undefined : BigInt(parseCount("--resume-after", o.resumeAfter));
       const known = new Map<string, AgentStatus>();
       const summary = () => {
@@ -251,9 +255,34 @@ Examples:
     });
 }
 
-function printAgentChange(json: boolean, agent: Agent | undefined): void {
+/**
+ * Runs change (a start or stop); when the service refuses it as FAILED_PRECONDITION
+ * because the agent is already in one of the done states, answers that agent instead,
+ * marked already: scripts can run the command again without failing.
+ */
+async function alreadyOr(
+  ctx: Ctx,
+  agentId: string,
+  done: readonly AgentStatus[],
+  change: () => Promise<Agent | undefined>,
+): Promise<{ agent: Agent | undefined; already: boolean }> {
+  try {
+    return { agent: await change(), already: false };
+  } catch (err) {
+    if (done.length === 0 || !(err instanceof ConnectError) || err.code !== Code.FailedPrecondition) throw err;
+    const { agent } = await ctx.clients.agents.getAgent({ agentId }, ctx.unary);
+    if (!agent || !done.includes(agent.status)) throw err;
+    return { agent, already: true };
+  }
+}
+
+function printAgentChange(json: boolean, agent: Agent | undefined, already = false): void {
   if (!agent) throw new Error("the service answered without an agent");
   if (json) return printJson(AgentSchema, agent);
   const container = agent.containerId !== "" && agent.status === AgentStatus.RUNNING ? ` (container ${shortId(agent.containerId)})` : "";
+  if (already) {
+    process.stdout.write(`agent ${agent.agentId} is already ${paintState(statusName(agent.status))}${container}; nothing to do\n`);
+    return;
+  }
   process.stdout.write(`agent ${agent.agentId} ${paintState(statusName(agent.status))}${container}${agent.statusReason ? `: ${agent.statusReason}` : ""}\n`);
 }

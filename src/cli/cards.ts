@@ -8,6 +8,7 @@ import { AgentCardSchema } from "../../gen/agentorch/v1/a2a_pb.js";
 import { AgentStatus } from "../../gen/agentorch/v1/agent_pb.js";
 import { ListAgentCardsResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { contextOf } from "./context.js";
+import { resolveAgentId } from "./resolve.js";
 import { absoluteAndRelative, enumName, paintState, printFields, printJson, printTable, relativeTime, truncate } from "./output.js";
 
 /** Adds `cards` and its subcommands to the root. */
@@ -56,8 +57,9 @@ export function addCardsCommands(root: Command): void {
     .alias("show")
     .description("show one agent's card")
     .argument("<agent-id>", "the agent whose card to show")
-    .action(async (agentId: string, _o: unknown, cmd: Command) => {
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const agentId = await resolveAgentId(ctx, text);
       const { card } = await ctx.clients.lifecycle.getAgentCard({ agentId }, ctx.unary);
       if (!card) throw new Error("the service answered without a card");
       if (ctx.json) return printJson(AgentCardSchema, card);

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { CallOptions } from "@connectrpc/connect";
 import { createClients, UNARY_TIMEOUT_MS } from "./client.js";
 import type { Clients } from "./client.js";
-import { parseFormat } from "./output.js";
+import { parseFormat, useStructuredFormat } from "./output.js";
 import type { Format } from "./output.js";
 import { StatusLine } from "./live.js";
 
@@ -22,11 +22,14 @@ export interface GlobalOptions {
 export interface Ctx {
   clients: Clients;
   format: Format;
+  /** -o json or -o yaml: print the proto message (printJson), never a table or prose. */
   json: boolean;
+  /** -o wide: tables show more columns. */
+  wide: boolean;
   addr: string;
   /** Options for a unary call (a deadline, so a silent network cannot hang the CLI). */
   unary: CallOptions;
-  /** A status line on stdout; inactive when piped or for -o json. */
+  /** A status line on stdout; inactive when piped or for -o json/yaml. */
   status: StatusLine;
 }
 
@@ -59,11 +62,13 @@ export function takesTrailingArgs(cmd: Command): boolean {
 export function contextOf(cmd: Command): Ctx {
   const opts = cmd.optsWithGlobals<GlobalOptions>();
   const format = parseFormat(opts.output);
-  const json = format === "json";
+  const json = format === "json" || format === "yaml";
+  if (json) useStructuredFormat(format);
   return {
     clients: createClients(opts.addr, opts.token),
     format,
     json,
+    wide: format === "wide",
     addr: opts.addr,
     unary: { timeoutMs: UNARY_TIMEOUT_MS },
     status: new StatusLine(process.stdout, !json && process.stdout.isTTY === true),

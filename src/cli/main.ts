@@ -3,19 +3,21 @@
  * of a running one (--addr/--token or AGENTORCH_ADDR/AGENTORCH_TOKEN). Failures end as one
  * line on stderr and an exit code per gRPC code family (see errors.ts).
  */
-import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { addAgentsCommands } from "./agents.js";
 import { addCardsCommands } from "./cards.js";
 import { DEFAULT_ADDR } from "./client.js";
+import { addCompletionCommand } from "./completion.js";
 import { addConfigCommands } from "./config.js";
 import { setTrailingArgs, takesTrailingArgs, trailingArgs } from "./context.js";
 import { describeError, EXIT, EXIT_CODES_HELP, usageError } from "./errors.js";
 import { addHealthCommand } from "./health.js";
 import { exitOnInterrupt } from "./live.js";
 import { addMessagesCommands } from "./messages.js";
+import { FORMAT_HELP } from "./output.js";
 import { addServeCommand } from "./serve.js";
 import { addTasksCommands } from "./tasks.js";
+import { addVersionCommand, clientVersion } from "./version.js";
 
 const ROOT_HELP = `
 Examples:
@@ -26,6 +28,8 @@ Examples:
   agentorch tasks submit "say ok" --image agentorch/busybox:test --wait -- sh -c 'echo ok'
   agentorch agents watch
 
+Ids: wherever a command takes an agent or task id, a unique prefix of it will do.
+
 Environment:
   AGENTORCH_ADDR    default for --addr
   AGENTORCH_TOKEN   default for --token
@@ -33,27 +37,14 @@ Environment:
 
 ${EXIT_CODES_HELP}`;
 
-/** The package's version: its package.json is two levels up from src/cli, three from dist/src/cli. */
-function packageVersion(): string {
-  for (const up of ["../../package.json", "../../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "agentorch") return pkg.version ?? "unknown";
-    } catch {
-      // not there: try the next
-    }
-  }
-  return "unknown";
-}
-
 /** Builds the whole command tree. */
 function buildProgram(): Command {
   const program = new Command("agentorch")
     .description("run AI agents in hardened Docker containers: the agentorch service and its command line")
-    .version(packageVersion(), "-V, --version", "print the version")
+    .version(clientVersion(), "-V, --version", "print the client's version (`agentorch version`: the server's too)")
     .addOption(new Option("--addr <address>", "the service: HOST:PORT, http://HOST:PORT or unix:/path.sock").env("AGENTORCH_ADDR").default(DEFAULT_ADDR))
     .addOption(new Option("--token <token>", "bearer token sent with every call").env("AGENTORCH_TOKEN"))
-    .addOption(new Option("-o, --output <format>", "output format: table (for people) or json (the proto JSON, for scripts)").default("table"))
+    .addOption(new Option("-o, --output <format>", FORMAT_HELP).default("table"))
     .helpOption("-h, --help", "show help for a command")
     .helpCommand("help [command]", "show help for a command")
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
@@ -72,6 +63,8 @@ function buildProgram(): Command {
   addMessagesCommands(program);
   addConfigCommands(program);
   addHealthCommand(program);
+  addVersionCommand(program);
+  addCompletionCommand(program);
 
   program.hook("preAction", (_root, action) => {
     if (action.name() !== "serve") exitOnInterrupt();

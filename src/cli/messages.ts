@@ -15,9 +15,10 @@ import {
   TaskDelegationSchema,
 } from "../../gen/agentorch/v1/a2a_pb.js";
 import type { A2AMessage } from "../../gen/agentorch/v1/a2a_pb.js";
-import { SendMessageResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
+import { AckMessagesResponseSchema, SendMessageResponseSchema } from "../../gen/agentorch/v1/lifecycle_service_pb.js";
 import { TaskPriority } from "../../gen/agentorch/v1/task_pb.js";
 import { contextOf } from "./context.js";
+import { resolveAgentId } from "./resolve.js";
 import { usageError } from "./errors.js";
 import { colors, printJson, printJsonLine, truncate } from "./output.js";
 import { collect, parseCount, parseEnum } from "./parse.js";
@@ -145,20 +146,23 @@ Examples:
     .action(async (from: string, to: string, kind: string, text: string | undefined, o: SendOptions, cmd: Command) => {
       const message = messageFrom(from, to, kind.toLowerCase(), text, o);
       const ctx = contextOf(cmd);
+      message.fromAgentId = await resolveAgentId(ctx, from);
+      message.toAgentId = await resolveAgentId(ctx, to);
       const res = await ctx.clients.lifecycle.sendMessage({ message }, ctx.unary);
       if (ctx.json) return printJson(SendMessageResponseSchema, res);
-      process.stdout.write(`sent message ${res.messageId} to ${to} (sequence ${res.sequence})\n`);
+      process.stdout.write(`sent message ${res.messageId} to ${message.toAgentId} (sequence ${res.sequence})\n`);
     });
 
   messages
     .command("tail")
     .description("print an agent's mailbox: unacknowledged messages first, then live ones, until Ctrl-C")
-    .argument("<agent-id>", "the mailbox's agent")
+    .argument("<agent-id>", "the mailbox's agent (or a unique prefix of its id)")
     .option("--after <sequence>", "only messages after this sequence")
     .option("--ack", "acknowledge each message once printed (it is then not delivered again)")
     .addHelpText("after", "\nWith -o json: one A2AMessage per line.")
-    .action(async (agentId: string, o: { after?: string; ack?: boolean }, cmd: Command) => {
+    .action(async (text: string, o: { after?: string; ack?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const agentId = await resolveAgentId(ctx, text);
       const after = o.after === undefined ? 0n : BigInt(parseCount("--after", o.after));
       let count = 0;
       ctx.status.set(() => `mailbox of ${agentId}: ${count} message${count === 1 ? "" : "s"} · Ctrl-C to stop`);
@@ -170,5 +174,21 @@ Examples:
         if (o.ack) await ctx.clients.lifecycle.ackMessages({ agentId, upToSequence: message.sequence }, ctx.unary);
       }
       ctx.status.clear();
+    });
+
+  messages
+    .command("ack")
+    .description("acknowledge an agent's messages up to a sequence: they are handled and not delivered again")
+    .argument("<agent-id>", "the mailbox's agent (or a unique prefix of its id)")
+    .argument("<sequence>", "the last message handled (the #N that messages tail prints)")
+    .addHelpText("after", "\nAcknowledging again, or a lower sequence, changes nothing (exit 0); a sequence beyond the last message is refused (exit 2).")
+    .action(async (text: string, sequence: string, _o: unknown, cmd: Command) => {
+      const upToSequence = BigInt(parseCount("<sequence>", sequence.replace(/^#/, "")));
+      const ctx = contextOf(cmd);
+      const agentId = await resolveAgentId(ctx, text);
+      const res = await ctx.clients.lifecycle.ackMessages({ agentId, upToSequence }, ctx.unary);
+      if (ctx.json) return printJson(AckMessagesResponseSchema, res);
+      const n = res.acknowledgedCount;
+      process.stdout.write(`acknowledged ${n} message${n === 1n ? "" : "s"} of ${agentId} (up to #${upToSequence})\n`);
     });
 }

@@ -10,17 +10,28 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import Table from "cli-table3";
 import pc from "picocolors";
+import YAML from "yaml";
 import { usageError } from "./errors.js";
 
-/** Output formats of -o. */
-export type Format = "table" | "json";
+/** Output formats of -o: table (wide: more columns), or a structured document (json, yaml). */
+export type Format = "table" | "wide" | "json" | "yaml";
+
+/** What -o takes, as the root --help lists it. */
+export const FORMAT_HELP = "output format: table (for people), wide (a table with more columns), json or yaml (the proto JSON mapping, for scripts)";
 
 /** Parses -o. */
 export function parseFormat(text: string): Format {
   const f = text.toLowerCase();
-  if (f === "table" || f === "text" || f === "wide") return "table";
-  if (f === "json") return "json";
-  throw usageError(`-o ${text}: expected "table" or "json"`);
+  if (f === "table" || f === "text") return "table";
+  if (f === "wide" || f === "json" || f === "yaml") return f;
+  throw usageError(`-o ${text}: expected table, wide, json or yaml`);
+}
+
+let structured: "json" | "yaml" = "json";
+
+/** Set once per command from -o: whether printJson and printJsonLine write JSON or YAML. */
+export function useStructuredFormat(format: "json" | "yaml"): void {
+  structured = format;
 }
 
 /**
@@ -97,14 +108,20 @@ export function printFields(fields: [string, string | undefined][], out: NodeJS.
   for (const [k, v] of shown) out.write(`${colors.bold((k + ":").padEnd(width))}  ${v}`.trimEnd().replace(/ +\n/g, "\n") + "\n");
 }
 
-/** Prints a message as its proto JSON, one document, indented. */
+/** Prints a message as its proto JSON (or the same as YAML with -o yaml), one document. */
 export function printJson<D extends DescMessage>(schema: D, message: MessageShape<D>, out: NodeJS.WritableStream = process.stdout): void {
-  out.write(JSON.stringify(messageJson(schema, message), null, 2) + "\n");
+  printDocument(messageJson(schema, message), out);
 }
 
-/** Prints a message as its proto JSON on one line (for streams: one object per line). */
+/** Prints a plain value (not a proto message) as -o json or -o yaml asks. */
+export function printDocument(value: unknown, out: NodeJS.WritableStream = process.stdout): void {
+  out.write(structured === "yaml" ? YAML.stringify(value) : JSON.stringify(value, null, 2) + "\n");
+}
+
+/** For streams: a message as proto JSON on one line, or (-o yaml) as one YAML document each after "---". */
 export function printJsonLine<D extends DescMessage>(schema: D, message: MessageShape<D>, out: NodeJS.WritableStream = process.stdout): void {
-  out.write(JSON.stringify(messageJson(schema, message)) + "\n");
+  const value = messageJson(schema, message);
+  out.write(structured === "yaml" ? `---\n${YAML.stringify(value)}` : JSON.stringify(value) + "\n");
 }
 
 /** The proto JSON of a message, with zero values included so scripts find every field. */

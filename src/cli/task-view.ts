@@ -51,19 +51,23 @@ export function taskRunTime(t: Task, now = Date.now()): string {
   return formatMillis(end - timestampDate(t.startedAt).getTime());
 }
 
-/** Prints tasks as a table. */
-export function printTaskTable(tasks: readonly Task[], now = Date.now()): void {
+/**
+ * Prints tasks as a table. wide (-o wide) shows the whole goal and adds ATTEMPT and
+ * CONTAINER.
+ */
+export function printTaskTable(tasks: readonly Task[], now = Date.now(), wide = false): void {
   const rows = tasks.map((t) => [
     t.taskId,
     paintState(stateName(t.state)),
     t.agentId + (t.ephemeral ? " (ephemeral)" : ""),
     enumName(TaskPriority, t.priority),
-    truncate(t.directive?.goal ?? "", 40),
+    wide ? (t.directive?.goal ?? "").replace(/\s+/g, " ").trim() : truncate(t.directive?.goal ?? "", 40),
     relativeTime(t.createdAt, now),
     taskRunTime(t, now),
+    ...(wide ? [String(t.attempt), t.containerId ? shortId(t.containerId) : "-"] : []),
     t.stateReason || "",
   ]);
-  printTable(["ID", "STATE", "AGENT", "PRIORITY", "GOAL", "AGE", "RAN", "REASON"], rows);
+  printTable(["ID", "STATE", "AGENT", "PRIORITY", "GOAL", "AGE", "RAN", ...(wide ? ["ATTEMPT", "CONTAINER"] : []), "REASON"], rows);
 }
 
 /** Prints one task in detail, its output last. */

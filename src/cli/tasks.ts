@@ -14,6 +14,7 @@ import { EventType } from "../../gen/agentorch/v1/events_pb.js";
 import type { Ctx } from "./context.js";
 import { acceptsTrailingArgs, contextOf, trailingArgs } from "./context.js";
 import { usageError } from "./errors.js";
+import { resolveAgentId, resolveTaskId } from "./resolve.js";
 import { paintState, printJson, printJsonLine } from "./output.js";
 import { collect, parseBytes, parseCount, parseDecimal, parseDuration, parseEnum, parseEnv } from "./parse.js";
 import { isTerminalState, printTask, printTaskOutput, printTaskTable, stateName, taskExitCode, taskRunTime, taskStateLine } from "./task-view.js";
@@ -137,6 +138,7 @@ Examples:
     .action(async (goal: string, o: SubmitOptions, cmd: Command) => {
       const req = submitRequestFrom(goal, o, trailingArgs());
       const ctx = contextOf(cmd);
+      if (req.target.case === "agentId") req.target.value = await resolveAgentId(ctx, req.target.value);
       const { task } = await ctx.clients.lifecycle.submitTask(req, ctx.unary);
       if (!task) throw new Error("the service answered without a task");
       if (o.wait) {
@@ -151,35 +153,44 @@ Examples:
   tasks
     .command("ls")
     .alias("list")
-    .description("list tasks, oldest first")
+    .description("list tasks, newest first")
     .option("--state <state>", "only tasks in this state: submitted, working, completed, failed, canceled, rejected")
     .option("--agent <id>", "only tasks of this agent")
-    .action(async (o: { state?: string; agent?: string }, cmd: Command) => {
-      const ctx = contextOf(cmd);
+    .option("--limit <n>", "only the newest N tasks")
+    .option("--oldest-first", "oldest first (submission order)")
+    .addHelpText("after", "\nWith -o json or yaml: a ListTasksResponse with the tasks in the order shown.")
+    .action(async (o: { state?: string; agent?: string; limit?: string; oldestFirst?: boolean }, cmd: Command) => {
       const state = o.state === undefined ? TaskState.UNSPECIFIED : parseEnum("--state", TaskState, o.state);
+      const limit = o.limit === undefined ? undefined : parseCount("--limit", o.limit);
+      const ctx = contextOf(cmd);
+      const agentId = o.agent === undefined ? "" : await resolveAgentId(ctx, o.agent);
       const all = create(ListTasksResponseSchema);
       let pageToken = "";
+      // The service pages in submission order: read every page, then take the newest.
       do {
-        const page = await ctx.clients.lifecycle.listTasks({ pageSize: 1000, pageToken, state, agentId: o.agent ?? "" }, ctx.unary);
+        const page = await ctx.clients.lifecycle.listTasks({ pageSize: 1000, pageToken, state, agentId }, ctx.unary);
         if (pageToken === "") all.revision = page.revision;
         all.tasks.push(...page.tasks);
         pageToken = page.nextPageToken;
       } while (pageToken !== "");
+      if (limit !== undefined) all.tasks = all.tasks.slice(Math.max(0, all.tasks.length - limit));
+      if (!o.oldestFirst) all.tasks.reverse();
       if (ctx.json) return printJson(ListTasksResponseSchema, all);
       if (all.tasks.length === 0) {
-        process.stdout.write("no tasks\n");
+        process.stdout.write(o.state ? `no ${o.state.toLowerCase()} tasks\n` : "no tasks\n");
         return;
       }
-      printTaskTable(all.tasks);
+      printTaskTable(all.tasks, Date.now(), ctx.wide);
     });
 
   tasks
     .command("get")
     .alias("show")
     .description("show one task in detail, with its output")
-    .argument("<task-id>", "the task's id")
-    .action(async (taskId: string, _o: unknown, cmd: Command) => {
+    .argument("<task-id>", "the task's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const taskId = await resolveTaskId(ctx, text);
       const { task } = await ctx.clients.lifecycle.getTask({ taskId }, ctx.unary);
       if (!task) throw new Error("the service answered without a task");
       if (ctx.json) return printJson(TaskSchema, task);
@@ -189,9 +200,10 @@ Examples:
   tasks
     .command("cancel")
     .description("cancel a task: a waiting one never starts, a running one has its container killed")
-    .argument("<task-id>", "the task's id")
-    .action(async (taskId: string, _o: unknown, cmd: Command) => {
+    .argument("<task-id>", "the task's id (or a unique prefix of it)")
+    .action(async (text: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const taskId = await resolveTaskId(ctx, text);
       const { task } = await ctx.clients.lifecycle.cancelTask({ taskId }, ctx.unary);
       if (!task) throw new Error("the service answered without a task");
       if (ctx.json) return printJson(TaskSchema, task);
@@ -205,8 +217,9 @@ Examples:
     .option("--gap <text>", "an acceptance criterion the previous attempt did not meet (repeatable; default: all of them)", collect)
     .option("--wait", "follow the new attempt to its end and exit with its outcome")
     .addHelpText("after", OUTCOME_HELP)
-    .action(async (taskId: string, o: { gap?: string[]; wait?: boolean }, cmd: Command) => {
+    .action(async (text: string, o: { gap?: string[]; wait?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const taskId = await resolveTaskId(ctx, text);
       const { task } = await ctx.clients.lifecycle.retryTask({ taskId, gaps: o.gap ?? [] }, ctx.unary);
       if (!task) throw new Error("the service answered without a task");
       if (o.wait) {
@@ -226,12 +239,12 @@ Examples:
     .action(async (taskId: string | undefined, o: { agent?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       if (taskId !== undefined) {
-        process.exitCode = await followTask(ctx, taskId);
+        process.exitCode = await followTask(ctx, await resolveTaskId(ctx, taskId));
         return;
       }
       const active = new Map<string, TaskState>();
       ctx.status.set("connecting…");
-      for await (const { event } of ctx.clients.lifecycle.watchTasks({ agentId: o.agent ?? "", sendInitialState: true })) {
+      for await (const { event } of ctx.clients.lifecycle.watchTasks({ agentId: await resolveAgentId(ctx, o.agent ?? ""), sendInitialState: true })) {
         if (!event) continue;
         if (ctx.json) {
           printJsonLine(TaskEventSchema, event);

@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import { type AgentConfig, DEFAULTS, type Resources, type SandboxPolicy } from "./agent.js";
 import { type AgentCeilings, checkCeilings, DEFAULT_AGENT_CEILINGS, RESOURCE_MINIMUMS } from "./agent-ceilings.js";
 import { invalidArgument } from "./errors.js";
+import { checkImageReference } from "./image-reference.js";
 
 /** An agent configuration before validation: optional parts may be missing. */
 export interface AgentConfigInput {
@@ -116,6 +117,7 @@ export function validateCommand(command: string[] | undefined, field = "command"
 export function validateImage(image: string, field = "image"): string {
   checkString(image, field, LIMITS.imageLength);
   if (/\s/.test(image)) throw invalidArgument(`${field} may not contain whitespace`, { field });
+  checkImageReference(image, field);
   return image;
 }
 

@@ -12,7 +12,6 @@
  * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
 import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
-import type { AgentCeilings } from "./agent-ceilings.js";
 import { type AgentConfigInput, validateAgentConfig, validateEnv } from "./agent-config.js";
 import { AgentPolicy, type Requester } from "./agent-policy.js";
 import { containerSpecFor } from "./agent-container-spec.js";
@@ -20,49 +19,18 @@ import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgent
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
+import { checkImageReference } from "./image-reference.js";
 import { alreadyExists, errorMessage, failedPrecondition, resourceExhausted } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
-import type { Clock, ContainerBackend, ContainerOutput, Logger, Store, Workspaces } from "./ports.js";
+import type { ContainerBackend, ContainerOutput, Logger, Workspaces } from "./ports.js";
 import { newToken } from "./tokens.js";
 import { UnrecordedChanges } from "./unrecorded-changes.js";
-import { DEFAULT_WATCH_LIMITS, type WatchItem, type WatchLimits, type WatchRequest } from "./watch.js";
+import { DEFAULT_WATCH_LIMITS, type WatchItem, type WatchRequest } from "./watch.js";
 
 export type { AgentPage, ListAgentsInput } from "./agent-queries.js";
 
-export interface AgentServiceConfig {
-  /** Names this service's containers (label agentorch.instance). */
-  instanceId: string;
-  /** Agents in STARTING, RUNNING or STOPPING at once. */
-  maxRunning: number;
-  /** Image prefixes allowed; empty allows every image on the engine. */
-  imageAllowlist: string[];
-  /** Where workspaces may be mounted (normalised mount points under one of these); default DEFAULT_MOUNT_PREFIXES. */
-  mountPrefixes?: readonly string[];
-  /** Agent ids and images that may have a network without the admin role (AGENTORCH_NETWORK_ALLOWLIST). */
-  networkAllowlist?: readonly string[];
-  /** The ceilings until the lifecycle config sets them (policy.setCeilings); default DEFAULT_AGENT_CEILINGS. */
-  ceilings?: AgentCeilings;
-  /** How often idle/lifetime limits are enforced; 0 disables the timer. */
-  enforceIntervalMs: number;
-  /** Host directory mounted read-only at /run/agentorch in every container. */
-  socketDir?: string;
-  /** Path of the socket as the container sees it (AGENTORCH_SOCKET). */
-  containerSocketPath?: string;
-  /** Base delay of crash restarts; doubled per restart in a row, capped at 30 s. */
-  restartBackoffMs?: number;
-  /** Watch streams: heartbeat bookmark interval (default 30 s) and live events held per slow consumer (default 10,000). */
-  watch?: WatchLimits;
-}
-
-export interface AgentServiceDeps {
-  store: Store;
-  backend: ContainerBackend;
-  workspaces: Workspaces;
-  clock: Clock;
-  logger: Logger;
-  bus: EventBus;
-  config: AgentServiceConfig;
-}
+import type { AgentServiceConfig, AgentServiceDeps } from "./agent-service-config.js";
+export type { AgentServiceConfig, AgentServiceDeps } from "./agent-service-config.js";
 
 /** Extra settings of a start made for a task run. */
 export interface StartOptions {
@@ -177,6 +145,8 @@ export class AgentService {
     if (agent.currentTaskId && !options.taskId) {
       throw failedPrecondition(`agent "${agentId}" is reserved by task ${agent.currentTaskId}`, { agentId });
     }
+    // The same check as at register: an agent stored before it existed is refused here, in the same words.
+    checkImageReference(agent.config.image);
     // The image allowlist and the ceilings may have changed since the agent registered.
     this.policy.checkStart(agent);
     const active = this.registry.store.countAgentsWithStatus(RUNNING_STATES);

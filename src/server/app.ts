@@ -35,6 +35,7 @@ import type { Config } from "./config.js";
 import { agentSocketPath, assertSecureListen, parseOperatorTokens } from "./config.js";
 import { createListener } from "./listener.js";
 import type { RequestHandler } from "./listener.js";
+import { withVersionHeader } from "./version.js";
 import { createLogger } from "./logger.js";
 import { createRequestLog } from "./request-log.js";
 import { withSpecGrpcMessage } from "./grpc-message.js";
@@ -223,7 +224,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     },
   }) as RequestHandler;
   // grpc-message as the gRPC spec encodes it, so grpc-js clients read messages intact.
-  const handler = requestLog.wrap(withSpecGrpcMessage(connectHandler));
+  const handler = withVersionHeader(requestLog.wrap(withSpecGrpcMessage(connectHandler)));
   const listener = createListener({
     host: config.listen.host,
     port: config.listen.port,

@@ -5,12 +5,13 @@
  * the one-line error on stderr, and exit codes. stdout is a pipe here, so it must carry no
  * ANSI escape codes (CI=1 is set to make sure that does not switch colour on).
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import YAML from "yaml";
 import { describeDocker, removeContainersOf, TEST_IMAGE, testDocker } from "../support/docker.js";
 import { freePort } from "../support/free-port.js";
 import { REPO_ROOT, startTestServer } from "../support/server.js";
@@ -60,7 +61,8 @@ function start(args: string[], env: Record<string, string> = {}) {
   const out = { stdout: "", stderr: "" };
   child.stdout.on("data", (d: Buffer) => (out.stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out.stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  // Generous: on a loaded machine, a few CLI processes at once take several seconds each.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   const done = new Promise<Result>((resolve) =>
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -95,7 +97,7 @@ describe("agentorch CLI without Docker", () => {
   it("prints help at every level and its version, exiting 0", async () => {
     const [root, leaf, version] = await Promise.all([cli(["--help"]), cli(["tasks", "submit", "--help"]), cli(["--version"])]);
     expect(root.code).toBe(0);
-    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
+    for (const c of ["serve", "agents", "tasks", "cards", "messages", "config", "health", "version", "completion"]) expect(root.stdout).toMatch(new RegExp(`^  ${c}\\b`, "m"));
     expect(root.stdout).toContain("Exit codes:");
     expect(root.stdout).toMatch(/^ {2}3 +NOT_FOUND/m);
     expect(leaf.code).toBe(0);
@@ -105,6 +107,37 @@ describe("agentorch CLI without Docker", () => {
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     for (const r of [root, leaf, version]) expect(r.stdout).not.toMatch(ANSI);
+  });
+
+  it("version prints the client's and the server's versions; without a server, the client's and exit 6", async () => {
+    const port = await freePort();
+    const [both, json, alone] = await Promise.all([cli(["version"]), cli(["version", "-o", "json"]), cli(["version", "--addr", `127.0.0.1:${port}`])]);
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+    expect(both).toMatchObject({ code: 0, stdout: `client: ${pkg.version}\nserver: ${pkg.version} at ${server.address}\n`, stderr: "" });
+    expect(JSON.parse(json.stdout)).toEqual({ client: pkg.version, server: pkg.version, address: server.address });
+    expect(alone).toMatchObject({ code: 6, stdout: `client: ${pkg.version}\n` });
+    expect(alone.stderr).toMatch(/^agentorch: no agentorch at 127\.0\.0\.1:\d+: is `agentorch serve` running\?.*\n$/);
+  });
+
+  it("completion bash, zsh and fish complete commands and flags from the command tree", async () => {
+    const [bash, zsh, fish, bad] = await Promise.all([cli(["completion", "bash"]), cli(["completion", "zsh"]), cli(["completion", "fish"]), cli(["completion", "tcsh"])]);
+    for (const r of [bash, zsh, fish]) expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(bad).toMatchObject({ code: 2, stderr: "agentorch: completion tcsh: expected bash, zsh or fish\n" });
+    const script = path.join(tmp, "agentorch.bash");
+    writeFileSync(script, bash.stdout);
+    // What bash does on TAB: COMP_WORDS and COMP_CWORD set, the completion function called.
+    const complete = (...words: string[]) => {
+      const line = `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _agentorch; echo "\${COMPREPLY[*]}"`;
+      return spawnSync("bash", ["--norc", "-c", line], { encoding: "utf8" }).stdout.trim();
+    };
+    expect(complete("agentorch", "ag")).toBe("agents");
+    expect(complete("agentorch", "agents", "st")).toBe("start stop");
+    expect(complete("agentorch", "--addr", "h:1", "agent", "lo")).toBe("logs");
+    expect(complete("agentorch", "tasks", "ls", "--l")).toBe("--limit");
+    expect(complete("agentorch", "agents", "ls", "-o", "")).toBe("table wide json yaml");
+    expect(zsh.stdout).toMatch(/^#compdef agentorch\n/);
+    expect(zsh.stdout).toContain('"agentorch messages ack") cmd="agentorch messages ack"');
+    expect(fish.stdout).toContain("complete -c agentorch -n '__fish_use_subcommand' -a agents");
   });
 
   it("says in one line that no server runs at the address, and exits 6", async () => {
@@ -125,19 +158,24 @@ describe("agentorch CLI without Docker", () => {
     const [missing, unknown, format] = await Promise.all([
       cli(["agents", "get"]),
       cli(["agents", "ls", "--no-such-flag"]),
-      cli(["agents", "ls", "-o", "yaml"]),
+      cli(["agents", "ls", "-o", "xml"]),
     ]);
     expect(missing).toMatchObject({ code: 2, stdout: "" });
     expect(missing.stderr).toBe("agentorch: missing required argument 'id': see `agentorch agents get --help`\n");
     expect(unknown).toMatchObject({ code: 2, stdout: "" });
     expect(unknown.stderr).toMatch(/^agentorch: unknown option '--no-such-flag'.*\n$/);
-    expect(format).toMatchObject({ code: 2, stderr: 'agentorch: -o yaml: expected "table" or "json"\n' });
+    expect(format).toMatchObject({ code: 2, stderr: "agentorch: -o xml: expected table, wide, json or yaml\n" });
   });
 
-  it("maps NOT_FOUND to its message and exit 3", async () => {
+  it("maps NOT_FOUND and INVALID_ARGUMENT to their messages and exits 3 and 2", async () => {
     const id = uid("missing");
-    const r = await cli(["agents", "get", id]);
+    const [r, image] = await Promise.all([cli(["agents", "get", id]), cli(["agents", "register", id, "--image", "agentorch/BusyBox:test"])]);
     expect(r).toMatchObject({ code: 3, stdout: "", stderr: `agentorch: agent "${id}" not found\n` });
+    expect(image).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: 'agentorch: image "agentorch/BusyBox:test" is not a valid image reference: the repository path must be lowercase\n',
+    });
   });
 
   it("serve runs the service until SIGTERM, then exits 0", async () => {
@@ -151,17 +189,19 @@ describe("agentorch CLI without Docker", () => {
     expect((await serve.done).code).toBe(0);
   });
 
-  it("health prints SERVING and exits 0; -o json is the health response", async () => {
-    const [human, json] = await Promise.all([ok(["health"]), ok(["health", "-o", "json"])]);
+  it("health prints SERVING and exits 0; -o json and -o yaml are the health response", async () => {
+    const [human, json, yaml] = await Promise.all([ok(["health"]), ok(["health", "-o", "json"]), ok(["health", "-o", "yaml"])]);
     expect(human.split("\n")[0]).toBe(`agentorch at ${server.address}: SERVING`);
     expect(JSON.parse(json)).toMatchObject({ statuses: { "": { status: "SERVING" } } });
+    expect(YAML.parse(yaml)).toEqual(JSON.parse(json));
+    expect(yaml).toMatch(/^statuses:\n/);
   });
 });
 
 describeDocker("agentorch CLI with Docker", () => {
   it("registers, lists (table and JSON), starts, shows logs, stops and removes an agent", async () => {
     const id = uid("agent");
-    const registered = await ok(["agents", "register", id, "--image", TEST_IMAGE, "--memory", "64m", "--max-idle", "10m", "--env", "GREETING=hi", "--", "sh", "-c", "echo $GREETING; sleep 300"]);
+    const registered = await ok(["agents", "register", id, "--image", TEST_IMAGE, "--memory", "64m", "--max-idle", "10m", "--env", "GREETING=hi", "--", "sh", "-c", "echo $GREETING; echo two; echo three; sleep 300"]);
     expect(registered).toContain(`registered agent ${id} (IDLE)`);
 
     const [list, json, forced] = await Promise.all([ok(["agents", "ls"]), ok(["agents", "ls", "-o", "json"]), cli(["agents", "ls"], { FORCE_COLOR: "1" })]);
@@ -178,7 +218,7 @@ describeDocker("agentorch CLI with Docker", () => {
       agentId: id,
       status: "AGENT_STATUS_IDLE",
       restartCount: 0,
-      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; sleep 300"], envNames: ["GREETING"], resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
+      config: { image: TEST_IMAGE, command: ["sh", "-c", "echo $GREETING; echo two; echo three; sleep 300"], envNames: ["GREETING"], resources: { memoryBytes: String(64 * 1024 * 1024) }, lifecycle: { maxIdle: "600s" } },
     });
 
     // env values are write-only: the names are shown, never a value.
@@ -190,12 +230,18 @@ describeDocker("agentorch CLI with Docker", () => {
     expect(running.status).toBe("AGENT_STATUS_RUNNING");
     const inspect = await testDocker().getContainer(running.containerId).inspect();
     expect(inspect.State.Running).toBe(true);
-    await vi.waitFor(async () => expect(await ok(["agents", "logs", id])).toBe("hi\n"), { timeout: 10_000, interval: 200 });
+    await vi.waitFor(async () => expect(await ok(["agents", "logs", id])).toBe("hi\ntwo\nthree\n"), { timeout: 10_000, interval: 200 });
+    // --tail counts lines; with -f the tail comes first and the command follows until Ctrl-C.
+    const follow = start(["agents", "logs", id, "-f", "--tail", "1"]);
+    expect(await ok(["agents", "logs", id, "--tail", "2"])).toBe("two\nthree\n");
+    await vi.waitFor(() => expect(follow.out.stdout).toBe("three\n"), { timeout: 10_000, interval: 100 });
+    follow.child.kill("SIGINT");
+    expect(await follow.done).toMatchObject({ code: 130, stdout: "three\n", stderr: "" });
 
     expect(await ok(["agents", "stop", id])).toMatch(new RegExp(`^agent ${id} IDLE`));
     expect(await ok(["agents", "rm", id])).toBe(`removed agent ${id}\n`);
     expect((await cli(["agents", "get", id])).code).toBe(3);
-  });
+  }, 90_000);
 
   it("registers from a YAML file and refuses a duplicate id with exit 4", async () => {
     const id = uid("file");
@@ -244,11 +290,57 @@ describeDocker("agentorch CLI with Docker", () => {
     expect(lines.at(-1)).toMatchObject({ state: "TASK_STATE_COMPLETED", result: { output: "ok\n" } });
     for (const r of [failed, completed, json]) expect(r.stdout).not.toMatch(ANSI);
 
-    const t = table(await ok(["tasks", "ls", "--state", "completed"]));
+    const [ls, newest] = await Promise.all([ok(["tasks", "ls", "--state", "completed"]), ok(["tasks", "ls", "--limit", "2", "-o", "json"])]);
+    const t = table(ls);
     const row = t.rows.find((r) => r.startsWith(lines[0]!.taskId + " "));
     expect(row).toBeDefined();
     expect(row!.indexOf("COMPLETED")).toBe(t.col("STATE"));
-  });
+    // Newest first, as docker ps lists containers.
+    const created = (JSON.parse(newest) as { tasks: { createdAt: string }[] }).tasks.map((x) => Date.parse(x.createdAt));
+    expect(created).toHaveLength(2);
+    expect(created[0]).toBeGreaterThanOrEqual(created[1]!);
+  }, 120_000);
+
+  it("serves scripts: idempotent start/stop/register, id prefixes, messages ack, -o wide", async () => {
+    const a = uid("idem");
+    const b = `${a}-2`;
+    const reg = (id: string, ...more: string[]) => ["agents", "register", id, "--image", TEST_IMAGE, ...more, "--", "sh", "-c", "sleep 300"];
+    await Promise.all([ok(reg(a)), ok(reg(b))]);
+    // An exact id wins over the longer id it prefixes.
+    const [first, again] = await Promise.all([ok(["agents", "start", a]), ok(reg(a, "--if-not-exists"))]);
+    expect(first).toMatch(new RegExp(`^agent ${a} RUNNING`));
+    expect(again).toMatch(new RegExp(`^agent ${a} already exists \\((IDLE|STARTING|RUNNING), image ${TEST_IMAGE}\\); left as it is\n$`));
+
+    const [started, stopIdle, stopIdleStrict, ambiguous] = await Promise.all([
+      cli(["agents", "start", a]),
+      cli(["agents", "stop", `${a}-`, "--if-needed"]),
+      cli(["agents", "stop", b]),
+      cli(["agents", "get", "cli-idem-"]),
+    ]);
+    expect(started).toMatchObject({ code: 0, stderr: "" });
+    expect(started.stdout).toMatch(new RegExp(`^agent ${a} is already RUNNING \\(container [0-9a-f]{12}\\); nothing to do\n$`));
+    expect(stopIdle).toMatchObject({ code: 0, stdout: `agent ${b} is already IDLE; nothing to do\n`, stderr: "" });
+    expect(stopIdleStrict.code).toBe(4);
+    expect(ambiguous).toMatchObject({ code: 2, stdout: "" });
+    expect(ambiguous.stderr).toMatch(/^agentorch: agent id prefix "cli-idem-" is ambiguous: it matches .*; give more of the id\n$/);
+
+    const [byPrefix, sent, wide] = await Promise.all([
+      ok(["agents", "get", `${a}-`, "-o", "json"]),
+      ok(["messages", "send", a, `${a}-`, "status", "halfway", "--task-id", "t1", "--progress", "50"]),
+      ok(["agents", "ls", "-o", "wide"]),
+    ]);
+    expect(JSON.parse(byPrefix)).toMatchObject({ agentId: b });
+    expect(sent).toMatch(new RegExp(`^sent message \\S+ to ${b} \\(sequence 1\\)\n$`));
+    const t = table(wide);
+    expect(t.header).toMatch(/^ID +STATUS +IMAGE +RESTARTS +STARTED +AGE +CONTAINER +NETWORK +MEMORY +COMMAND +REASON$/);
+    const row = t.rows.find((r) => r.startsWith(a + " "))!;
+    expect(row.slice(t.col("NETWORK"))).toMatch(/^none +512MiB +sh -c 'sleep 300' /);
+
+    const [acked, beyond] = await Promise.all([cli(["messages", "ack", `${a}-`, "1"]), cli(["messages", "ack", b, "9"])]);
+    expect(acked).toMatchObject({ code: 0, stdout: `acknowledged 1 message of ${b} (up to #1)\n`, stderr: "" });
+    expect(beyond.code).toBe(2);
+    await Promise.all([ok(["agents", "rm", a]), ok(["agents", "rm", b])]);
+  }, 300_000);
 
   it("config get and set change the task limits live", async () => {
     const set = await ok(["config", "set", "max-concurrent-tasks=7", "max-execution-time=10m"]);
