@@ -7,7 +7,7 @@
  */
 import type http from "node:http";
 import http2 from "node:http2";
-import { createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { ContextValues } from "@connectrpc/connect";
 import { RPC_LOG_STATE, protocolOfContentType } from "../api/interceptors.js";
 import type { RpcLogState, RpcObserver, RpcOutcome } from "../api/interceptors.js";
@@ -150,6 +150,11 @@ export function createRequestLog(logger: Logger, observe?: RpcObserver): {
           addTrailers(headers);
         };
         res.once("close", () => {
+          // A cut-off stream whose handler is still blocked in a write: connect waits for a
+          // "drain" that an ended stream never emits, so the handler (and what it holds)
+          // would stay for good. Fail that write; the handler ends and the interceptor
+          // logs the call with its forced code. Aborted: connect-node does not report it.
+          if (state.forcedCode !== undefined && res.listenerCount("error") > 0) res.emit("error", new ConnectError("stream cut off", Code.Aborted));
           if (state.logged) return;
           const code = !res.writableFinished
             ? "canceled"

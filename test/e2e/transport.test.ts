@@ -529,7 +529,7 @@ describe("graceful shutdown", () => {
       let h1Reply = "";
       h1.on("data", (b: Buffer) => (h1Reply += b.toString()));
       h1.write(
-        "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
+        "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n" +
           `expect: 100-continue\r\ncontent-length: ${body.length}\r\n\r\n`,
       );
       await until(() => h1Reply.includes("100 Continue"));

@@ -7,7 +7,7 @@
  */
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { FakeBackend } from "../fakes/fake-backend.js";
 import { grpcClients, rpc, serverStream } from "../support/grpc.js";
 import type { GrpcClients } from "../support/grpc.js";
@@ -53,14 +53,20 @@ it("stalled WatchAgents streams are cut off with RESOURCE_EXHAUSTED while stalle
   for (let i = 0; i < 800; i++) {
     await rpc(c.agents, "RegisterAgent", { agent: { agent_id: `stall-${i}`, name: big, image: "agentorch/busybox:test", command: ["true"] } });
   }
-  // Cut off while the clients still read nothing: the server logs it.
+  // Cut off while the clients still read nothing: the server says so in its log, and
+  // queues the status behind what it sent (the stream itself is reset only if it is still
+  // not read 30 s later).
   const deadline = Date.now() + 10_000;
-  const cutOff = () => server.logs.filter((l) => l.msg === "rpc" && l.method === "agentorch.v1.AgentOrchestratorService/WatchAgents" && l.code === "resource_exhausted").length;
+  const method = "agentorch.v1.AgentOrchestratorService/WatchAgents";
+  const cutOff = () => server.logs.filter((l) => String(l.msg).startsWith("stream cut off") && l.method === method).length;
   while (cutOff() < stalled.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (cutOff() < stalled.length) console.log(JSON.stringify(server.logs.filter((l) => l.msg !== "rpc" || l.method !== "agentorch.v1.AgentOrchestratorService/RegisterAgent").slice(-15)));
   expect(cutOff()).toBe(stalled.length);
+  // Reading again, each gets what was sent, then RESOURCE_EXHAUSTED; the handlers end (the
+  // RPC log lines are written when they do) rather than stay blocked in a write for good.
   for (const stream of stalled) stream.resume();
   expect(await Promise.all(ends)).toEqual(stalled.map(() => grpc.status.RESOURCE_EXHAUSTED));
+  await vi.waitFor(() => expect(server.logs.filter((l) => l.msg === "rpc" && l.method === method && l.code === "resource_exhausted").length).toBe(stalled.length), { timeout: 5_000 });
   expect(read).toBeGreaterThanOrEqual(800);
   reader.cancel();
   session.destroy();

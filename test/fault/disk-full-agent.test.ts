@@ -143,5 +143,5 @@ describeDiskFull("disk full from inside an agent", () => {
     expect((await unary<{ agent: AgentView }>(c.orch, "StartAgent", { agent_id: "af-victim" })).agent.status).toBe(status("running"));
     await unary(c.orch, "StopAgent", { agent_id: "af-victim" });
     reportFigures("disk-full-agent", { answers, stoppedAfterMs, recordedAfterMs });
-  });
+  }, 180_000);
 });

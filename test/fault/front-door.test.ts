@@ -136,6 +136,10 @@ function tricklingCall(session: http2.ClientHttp2Session, token: string | undefi
     stream.on("error", () => undefined);
     stream.once("close", () => {
       clearInterval(timer);
+      // Node refuses streams of a connection whose buffers passed maxSessionMemory (here, a
+      // connection shared with the unauthenticated flood) with ENHANCE_YOUR_CALM, which gRPC
+      // clients report as RESOURCE_EXHAUSTED (grpc-js: "Bandwidth exhausted or memory limit exceeded").
+      if (code < 0 && stream.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM) code = 8;
       resolve(code);
     });
   });
@@ -217,7 +221,7 @@ it("unauthenticated and slow-body floods: RSS bounded by the budget, authenticat
   };
   reportFigures("front-door-flood", figures);
   expect(codes.slice(0, unauth.length + unauthAgent.length).every((c) => c === 16)).toBe(true);
-  expect(codes.slice(-slowAuth.length).every((c) => c === 4 || c === 8)).toBe(true);
+  expect(codes.slice(-slowAuth.length).filter((c) => c !== 4 && c !== 8)).toEqual([]);
   expect(served.failed).toBe(0);
   expect(served.ok).toBeGreaterThan(0);
   expect(peak - before).toBeLessThan(BUDGET + 96 * MiB);
