@@ -48,7 +48,7 @@ export function agentConfigFromProto(config: AgentConfigProto | undefined): Agen
     };
   }
   const w = config.workspace;
-  if (w !== undefined) input.workspace = { mountPoint: w.mountPoint, readOnly: w.readOnly };
+  if (w !== undefined) input.workspace = { mountPoint: w.mountPoint, readOnly: w.readOnly, noexec: w.noexec };
   return input;
 }
 
@@ -76,7 +76,7 @@ export function agentConfigToProto(c: AgentConfig): AgentConfigProto {
       restartOnCrash: c.lifecycle.restartOnCrash,
       maxRestarts: c.lifecycle.maxRestarts,
     },
-    workspace: { mountPoint: c.workspace.mountPoint, readOnly: c.workspace.readOnly },
+    workspace: { mountPoint: c.workspace.mountPoint, readOnly: c.workspace.readOnly, noexec: c.workspace.noexec ?? false },
   });
 }
 

@@ -33,7 +33,7 @@ export interface AgentConfigInput {
     /** undefined: the default (3). */
     maxRestarts?: number;
   };
-  workspace?: { mountPoint?: string; readOnly?: boolean };
+  workspace?: { mountPoint?: string; readOnly?: boolean; noexec?: boolean };
 }
 
 export const LIMITS = {
@@ -179,7 +179,7 @@ export function validateAgentConfig(input: AgentConfigInput, rules: AgentRules =
     policy,
     resources,
     lifecycle: { maxIdleMs, maxLifetimeMs, restartOnCrash: l.restartOnCrash ?? false, maxRestarts },
-    workspace: { mountPoint, readOnly: w.readOnly ?? false },
+    workspace: { mountPoint, readOnly: w.readOnly ?? false, noexec: w.noexec ?? false },
   };
 }
 

@@ -11,6 +11,8 @@ export interface OutputDeps {
   store: Store;
   backend: ContainerBackend;
   logger: Logger;
+  /** Captures in flight, by agent: a read of an ended container's output waits for its capture. */
+  capturing?: Map<string, Promise<unknown>>;
 }
 
 /** The last maxBytes (0 or beyond the agent's cap: the cap) of the current or the last container's output. */
@@ -22,6 +24,9 @@ export async function readOutput(deps: OutputDeps, agent: Agent, maxBytes: numbe
   if (agent.status === "running" || agent.status === "stopping") {
     return deps.backend.output(agent.containerId, limit, signal);
   }
+  // A read right after the exit was recorded would race the capture (it was seen to get
+  // nothing from the engine while the capture got everything): wait for the capture.
+  await deps.capturing?.get(agentId);
   // Saved when the container ended; until then (or if saving failed) the container may still be there.
   const saved = deps.store.getOutput(agentId) ?? (await deps.backend.output(agent.containerId, limit, signal).catch(() => undefined));
   if (!saved) return { data: new Uint8Array(), truncated: false };
@@ -44,6 +49,17 @@ export async function* streamOutput(deps: OutputDeps, agent: Agent, tailBytes: n
 /** Saves the container's output tail; undefined (logged) when it cannot be read. */
 export async function captureOutput(deps: OutputDeps, agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
   if (!agent.containerId) return undefined;
+  const agentId = agent.config.agentId;
+  const capture = saveTail(deps, agent, signal);
+  deps.capturing?.set(agentId, capture);
+  try {
+    return await capture;
+  } finally {
+    if (deps.capturing?.get(agentId) === capture) deps.capturing.delete(agentId);
+  }
+}
+
+async function saveTail(deps: OutputDeps, agent: Agent, signal?: AbortSignal): Promise<ContainerOutput | undefined> {
   try {
     const out = await deps.backend.output(agent.containerId, agent.config.resources.maxOutputBytes, signal);
     deps.store.saveOutput(agent.config.agentId, out);

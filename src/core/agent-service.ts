@@ -15,6 +15,7 @@ import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } 
 import { type AgentConfigInput, validateAgentConfig, validateEnv } from "./agent-config.js";
 import { AgentPolicy, type Requester } from "./agent-policy.js";
 import { containerSpecFor } from "./agent-container-spec.js";
+import { workspaceOptionsFor } from "./agent-workspace.js";
 import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
 import { AgentRegistry } from "./agent-registry.js";
@@ -69,7 +70,7 @@ export class AgentService {
     this.bus = deps.bus;
     this.policy = new AgentPolicy(deps.config);
     this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
-    this.outputDeps = { store: deps.store, backend: deps.backend, logger: this.logger };
+    this.outputDeps = { store: deps.store, backend: deps.backend, logger: this.logger, capturing: new Map() };
     this.supervisor = new AgentSupervisor(this, {
       registry: this.registry,
       backend: deps.backend,
@@ -102,7 +103,7 @@ export class AgentService {
     this.policy.checkImage(config.image);
     this.policy.checkNetwork(config.policy, config.agentId, config.image, requester);
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
-    const workspacePath = await this.workspaces.create(config.agentId);
+    const workspacePath = await this.workspaces.create(config.agentId, workspaceOptionsFor(config, this.policy.rules().ceilings));
     const now = this.registry.now();
     return this.registry.insert({
       config,
@@ -172,6 +173,8 @@ export class AgentService {
     const { token, hash } = newToken();
     let started: { containerId: string; startedAt: number };
     try {
+      // Mounted again if it is not (after a reboot); the size is the one fixed at registration.
+      await this.workspaces.create(agentId, workspaceOptionsFor(starting.config, this.policy.rules().ceilings));
       const env = this.registry.store.agentEnv(agentId);
       const spec = containerSpecFor(starting, env, token, this.config, options);
       // Agents stored before every agent had a CPU limit (cpus 0) get today's default.

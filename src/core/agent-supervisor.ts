@@ -234,7 +234,14 @@ export class AgentSupervisor {
       if (agent.status === "starting") this.rememberEarly(event);
       return;
     }
-    if (agent.status !== "running" || this.service.busy.has(agent.config.agentId)) return;
+    if (agent.status !== "running") return;
+    if (this.service.busy.has(agent.config.agentId)) {
+      // Recorded RUNNING, but the start has not returned yet: it hands the event back
+      // through containerKnown. (Dropped here, a container that exits at once stayed
+      // RUNNING until the next reconciliation.)
+      this.rememberEarly(event);
+      return;
+    }
     let exitCode = event.exitCode;
     let oom = this.oomKilled.has(event.containerId);
     let gone = event.type === "destroy";

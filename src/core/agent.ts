@@ -45,7 +45,7 @@ export interface Resources {
   cpus: number;
   pidsLimit: number;
   maxOutputBytes: number;
-  /** Workspace size the agent asked for, in bytes; absent: the admin's max_agent_disk_bytes applies (enforced with the workspace quota). */
+  /** Workspace size limit the agent asked for, in bytes; absent: none, unless every workspace is limited (then the admin's max_agent_disk_bytes). */
   diskBytes?: number;
 }
 
@@ -61,6 +61,8 @@ export interface LifecycleLimits {
 export interface WorkspaceConfig {
   mountPoint: string;
   readOnly: boolean;
+  /** Files in the workspace may not be executed. Absent (false) in agents stored before it existed. */
+  noexec?: boolean;
 }
 
 /** A validated agent configuration, defaults filled in. Fixed after registration. */

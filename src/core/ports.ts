@@ -104,9 +104,24 @@ export interface ContainerBackend {
 // ---------------------------------------------------------------- workspaces
 
 /** Agent workspace directories on the host. */
+/** What an agent asks of its workspace (fixed at registration). */
+export interface WorkspaceOptions {
+  /** The size limit in bytes: the agent's resources.disk_bytes, else the admin's ceiling. */
+  sizeBytes: number;
+  /** The agent asked for sizeBytes itself: where no size limit can be enforced, that is FAILED_PRECONDITION rather than no limit. */
+  sizeAsked: boolean;
+  /** Files in the workspace may not be executed (workspace.noexec); FAILED_PRECONDITION where it cannot be enforced. */
+  noexec: boolean;
+}
+
 export interface Workspaces {
-  /** Creates (or re-uses) the agent's workspace; writable by the container's user. Returns the host path. */
-  create(agentId: string): Promise<string>;
+  /**
+   * Creates the agent's workspace, or makes sure the existing one is ready (mounted, after a
+   * reboot), with the size limit and options asked; writable by the container's user.
+   * Returns the host path. Called at registration and again before each start. Without
+   * options: no size limit, executables allowed.
+   */
+  create(agentId: string, options?: WorkspaceOptions): Promise<string>;
   remove(agentId: string): Promise<void>;
   /**
    * Moves the workspace out of the way (kept for the operator, never reused by a later agent

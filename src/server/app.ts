@@ -134,7 +134,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   );
   const workspaces =
     overrides.workspaces ??
-    createFsWorkspaces({ root: path.join(dataDir, "workspaces"), containerUser: config.containerUser, logger });
+    createFsWorkspaces({ root: path.join(dataDir, "workspaces"), containerUser: config.containerUser, quota: config.workspaceQuota, logger });
   const bus = new EventBus(logger);
   const agents = new AgentService({
     store,

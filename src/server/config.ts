@@ -42,6 +42,8 @@ export interface Config {
   enforceIntervalMs: number;
   /** The non-root uid[:gid] containers run as. */
   containerUser: string;
+  /** Which workspaces are size-limited filesystem images: those that ask (asked), every one (all), none (off). */
+  workspaceQuota: "asked" | "all" | "off";
   /** Largest request message accepted, in bytes. */
   maxRequestBytes: number;
   /** How long a shutdown waits for in-flight calls before cutting connections. */
@@ -138,6 +140,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
     maxRunning: parseInteger(env, "AGENTORCH_MAX_RUNNING", 100, 1, 1_000_000),
     enforceIntervalMs: parseInteger(env, "AGENTORCH_ENFORCE_INTERVAL_MS", 5000, 10, 24 * 3600 * 1000),
     containerUser: parseContainerUser(nonEmpty(env.AGENTORCH_CONTAINER_USER) ?? "65534:65534"),
+    workspaceQuota: parseChoice(env, "AGENTORCH_WORKSPACE_QUOTA", ["asked", "all", "off"] as const, "asked"),
     maxRequestBytes: parseBytes(env, "AGENTORCH_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, MAX_SAFE_BYTES),
     shutdownGraceMs: parseInteger(env, "AGENTORCH_SHUTDOWN_GRACE_MS", 10_000, 0, 3600 * 1000),
     logLevel: parseLogLevel(nonEmpty(env.AGENTORCH_LOG_LEVEL) ?? "info"),
@@ -244,6 +247,12 @@ function parseFlags(argv: readonly string[]): Record<string, string> {
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function parseChoice<T extends string>(env: Record<string, string | undefined>, name: string, choices: readonly T[], dflt: T): T {
+  const text = nonEmpty(env[name]) ?? dflt;
+  if (!(choices as readonly string[]).includes(text)) throw new ConfigError(name, `${name} must be one of ${choices.join(", ")} (got "${text}")`);
+  return text as T;
 }
 
 function parseInteger(env: Record<string, string | undefined>, name: string, dflt: number, min: number, max: number): number {

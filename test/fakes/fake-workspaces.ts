@@ -1,12 +1,15 @@
 /** In-memory Workspaces for domain tests. */
-import type { Workspaces } from "../../src/core/ports.js";
+import type { WorkspaceOptions, Workspaces } from "../../src/core/ports.js";
 
 export class FakeWorkspaces implements Workspaces {
   readonly dirs = new Set<string>();
   readonly files = new Map<string, Uint8Array>();
+  /** What each agent's workspace was last created or readied with. */
+  readonly options = new Map<string, WorkspaceOptions>();
 
-  async create(agentId: string): Promise<string> {
+  async create(agentId: string, options?: WorkspaceOptions): Promise<string> {
     this.dirs.add(agentId);
+    if (options) this.options.set(agentId, options);
     return `/fake/workspaces/${agentId}`;
   }
   async remove(agentId: string): Promise<void> {

@@ -31,7 +31,7 @@ function fullConfig(): AgentConfig {
     policy: "container_direct",
     resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
     lifecycle: { maxIdleMs: 90_500, maxLifetimeMs: 7_200_000, restartOnCrash: true, maxRestarts: 5 },
-    workspace: { mountPoint: "/data/work", readOnly: true },
+    workspace: { mountPoint: "/data/work", readOnly: true, noexec: true },
   };
 }
 

@@ -67,7 +67,7 @@ describe("registration", () => {
     // One core unless asked: an agent no longer gets every core by default (issue 12 item 6).
     expect(a.config.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pidsLimit: 256, maxOutputBytes: 256 * 1024 });
     expect(a.config.lifecycle).toEqual({ maxIdleMs: 3_600_000, maxLifetimeMs: 0, restartOnCrash: false, maxRestarts: 3 });
-    expect(a.config.workspace).toEqual({ mountPoint: "/workspace", readOnly: false });
+    expect(a.config.workspace).toEqual({ mountPoint: "/workspace", readOnly: false, noexec: false });
     expect(a.config.policy).toBe("container");
     expect(workspaces.dirs.has("defaults")).toBe(true);
   });

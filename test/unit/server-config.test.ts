@@ -26,6 +26,7 @@ describe("loadConfig", () => {
       maxRunning: 100,
       enforceIntervalMs: 5000,
       containerUser: "65534:65534",
+      workspaceQuota: "asked",
       maxRequestBytes: 4 * 1024 * 1024,
       shutdownGraceMs: 10_000,
       logLevel: "info",
@@ -94,6 +95,7 @@ describe("loadConfig", () => {
       AGENTORCH_REQUEST_BODY_TIMEOUT_MS: "3000",
       AGENTORCH_MAX_INFLIGHT_BODY_BYTES: "8MiB",
       AGENTORCH_CORS_ORIGINS: "https://app.example.com, http://localhost:3000",
+      AGENTORCH_WORKSPACE_QUOTA: "all",
     });
     expect(config).toEqual({
       listen: { host: "::1", port: 6000 },
@@ -113,6 +115,7 @@ describe("loadConfig", () => {
       maxRunning: 7,
       enforceIntervalMs: 250,
       containerUser: "1000:1000",
+      workspaceQuota: "all",
       maxRequestBytes: 1024 * 1024,
       shutdownGraceMs: 0,
       logLevel: "debug",
@@ -156,6 +159,7 @@ describe("loadConfig", () => {
       expect(() => loadConfig({ [name]: bad }), `${name}=${bad}`).toThrow(new RegExp(name));
     }
     expect(() => loadConfig({ AGENTORCH_MAX_AGENT_CPUS: "1", AGENTORCH_DEFAULT_AGENT_CPUS: "2" })).toThrow(/AGENTORCH_DEFAULT_AGENT_CPUS \(2\) may not be above AGENTORCH_MAX_AGENT_CPUS/);
+    expect(() => loadConfig({ AGENTORCH_WORKSPACE_QUOTA: "loop" })).toThrow(/AGENTORCH_WORKSPACE_QUOTA must be one of asked, all, off \(got "loop"\)/);
   });
 
   it("lets --listen and --data-dir override the variables", () => {
