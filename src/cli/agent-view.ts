@@ -95,6 +95,7 @@ export function printAgent(a: Agent, now = Date.now()): void {
         `cpus ${r && r.cpus > 0 ? r.cpus : "unlimited"}`,
         `pids ${r && r.pidsLimit > 0n ? r.pidsLimit : "default"}`,
         `output ${r && r.maxOutputBytes > 0n ? formatBytes(r.maxOutputBytes) : "default"}`,
+        `disk ${r && r.diskBytes > 0n ? formatBytes(r.diskBytes) : "no limit unless the server limits all"}`,
       ].join(", "),
     ],
     [
@@ -106,7 +107,7 @@ export function printAgent(a: Agent, now = Date.now()): void {
       ].join(", "),
     ],
     ["Container", a.containerId === "" ? undefined : shortId(a.containerId)],
-    ["Workspace", a.workspacePath + (c?.workspace?.mountPoint ? ` -> ${c.workspace.mountPoint}` : "") + (c?.workspace?.readOnly ? " (read-only)" : "")],
+    ["Workspace", a.workspacePath + (c?.workspace?.mountPoint ? ` -> ${c.workspace.mountPoint}` : "") + (c?.workspace?.readOnly ? " (read-only)" : "") + (c?.workspace?.noexec ? " (noexec)" : "")],
     ["Created", absoluteAndRelative(a.createdAt, now)],
     ["Started", absoluteAndRelative(a.startedAt, now)],
     ["Last active", absoluteAndRelative(a.lastActivity, now)],

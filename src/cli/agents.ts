@@ -46,6 +46,8 @@ interface RegisterOptions {
   maxRestarts?: string;
   workspaceMount?: string;
   readOnlyWorkspace?: boolean;
+  noexecWorkspace?: boolean;
+  disk?: string;
   ifNotExists?: boolean;
 }
 
@@ -63,15 +65,17 @@ export function agentConfigFrom(id: string | undefined, o: RegisterOptions, comm
   if (o.cpus !== undefined) res.cpus = parseDecimal("--cpus", o.cpus);
   if (o.pids !== undefined) res.pidsLimit = BigInt(parseCount("--pids", o.pids));
   if (o.maxOutput !== undefined) res.maxOutputBytes = parseBytes("--max-output", o.maxOutput);
+  if (o.disk !== undefined) res.diskBytes = parseBytes("--disk", o.disk);
   const life = (config.lifecycle ??= create(LifecycleLimitsSchema));
   if (o.maxIdle !== undefined) life.maxIdle = parseDuration("--max-idle", o.maxIdle);
   if (o.maxLifetime !== undefined) life.maxLifetime = parseDuration("--max-lifetime", o.maxLifetime);
   if (o.restartOnCrash) life.restartOnCrash = true;
   if (o.maxRestarts !== undefined) life.maxRestarts = parseCount("--max-restarts", o.maxRestarts);
-  if (o.workspaceMount !== undefined || o.readOnlyWorkspace) {
+  if (o.workspaceMount !== undefined || o.readOnlyWorkspace || o.noexecWorkspace) {
     const ws = (config.workspace ??= create(WorkspaceConfigSchema));
     if (o.workspaceMount !== undefined) ws.mountPoint = o.workspaceMount;
     if (o.readOnlyWorkspace) ws.readOnly = true;
+    if (o.noexecWorkspace) ws.noexec = true;
   }
   if (config.agentId === "") throw usageError("agents register: give the agent's id (agents register <id> …) or an agentId in -f");
   if (config.image === "") throw usageError("agents register: --image is required (or an image in -f)");
@@ -133,7 +137,7 @@ export function addAgentsCommands(root: Command): void {
     .option("--env <NAME=VALUE>", "an environment variable (repeatable)", collect)
     .option("--network", "give the container a bridge network (policy CONTAINER_DIRECT); default: no network")
     .option("--memory <size>", "memory limit, e.g. 256m, 1g (default 512MiB)")
-    .option("--cpus <n>", "CPU limit in cores, e.g. 0.5 (default: no limit)")
+    .option("--cpus <n>", "CPU limit in cores, e.g. 0.5 (default: the admin's default, 1 core unless changed)")
     .option("--pids <n>", "process limit (default 256)")
     .option("--max-output <size>", "how much output is kept, e.g. 1m (default 256KiB)")
     .option("--max-idle <duration>", "stop the agent after this long without activity, e.g. 10m; 0: never (default 1h)")
@@ -142,6 +146,8 @@ export function addAgentsCommands(root: Command): void {
     .option("--max-restarts <n>", "crash restarts in a row allowed (default 3)")
     .option("--workspace-mount <path>", "where the workspace appears in the container (default /workspace)")
     .option("--read-only-workspace", "mount the workspace read-only")
+    .option("--noexec-workspace", "nothing in the workspace may be executed (needs the service to run as root)")
+    .option("--disk <size>", "workspace size limit, e.g. 1g: writes beyond it fail with ENOSPC (needs the service to run as root)")
     .option("--if-not-exists", "for scripts: when an agent with this id exists, leave it as it is and exit 0 (instead of 4)")
     .addHelpText(
       "after",

@@ -7,6 +7,7 @@
  *
  * Mounting needs root: where the tests do not run as root, this file is skipped, loudly.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DOCKER_AVAILABLE, describeDocker, removeContainersOf, TEST_IMAGE } from "../support/docker.js";
 import { type GrpcClients, grpcClients, rpc, rpcError, serverStream } from "../support/grpc.js";
-import { startTestServer, type TestServer } from "../support/server.js";
+import { REPO_ROOT, startTestServer, type TestServer } from "../support/server.js";
 
 const AS_ROOT = process.getuid?.() === 0;
 if (DOCKER_AVAILABLE && !AS_ROOT) console.warn("workspace-limits: SKIPPED: mounting workspace images needs root (CI runs as root)");
@@ -197,5 +198,27 @@ describeRoot("workspace.noexec", () => {
       oc.close();
     }
     for (const id of [`wsx-plain-${run}`, `wsx-img-${run}`]) await rpc(c.agents, "RemoveAgent", { agent_id: id, delete_workspace: true });
+  });
+});
+
+describeRoot("the CLI", () => {
+  it("agents register --disk --noexec-workspace, and agents get shows both", async () => {
+    const id = `wsc-${run}`;
+    // Asynchronously: the server runs in this process.
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [path.join(REPO_ROOT, "bin/agentorch.js"), ...args], { env: { ...process.env, AGENTORCH_ADDR: server.address } }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const reg = await cli("agents", "register", id, "--image", TEST_IMAGE, "--disk", "8m", "--noexec-workspace", "-o", "json", "--", "true");
+    expect(reg.code, reg.stderr).toBe(0);
+    const config = (JSON.parse(reg.stdout) as { config: { resources: { diskBytes: string }; workspace: { noexec: boolean } } }).config;
+    expect(config.resources.diskBytes).toBe(String(8 * MiB));
+    expect(config.workspace.noexec).toBe(true);
+    const shown = await cli("agents", "get", id);
+    expect(shown.stdout).toContain("disk 8MiB");
+    expect(shown.stdout).toContain("(noexec)");
+    expect((await cli("agents", "rm", id, "--delete-workspace")).code).toBe(0);
   });
 });
