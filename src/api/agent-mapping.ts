@@ -14,7 +14,7 @@ import {
 import type { Agent, AgentConfig } from "../core/agent.js";
 import type { AgentConfigInput } from "../core/agent-config.js";
 import { invalidArgument } from "../core/errors.js";
-import { agentStatusToProto, policyFromProto, policyToProto } from "./enums.js";
+import { agentStatusToProto, idleActionFromProto, idleActionToProto, policyFromProto, policyToProto } from "./enums.js";
 import { durationToMs, int64ToNumber } from "./proto-scalars.js";
 
 /** The core's input from a RegisterAgent request's config. Missing config: INVALID_ARGUMENT. */
@@ -45,6 +45,7 @@ export function agentConfigFromProto(config: AgentConfigProto | undefined): Agen
       maxLifetimeMs: l.maxLifetime === undefined ? undefined : durationToMs(l.maxLifetime, "lifecycle.max_lifetime"),
       restartOnCrash: l.restartOnCrash,
       maxRestarts: l.maxRestarts,
+      idleAction: idleActionFromProto(l.idleAction),
     };
   }
   const w = config.workspace;
@@ -75,6 +76,7 @@ export function agentConfigToProto(c: AgentConfig): AgentConfigProto {
       maxLifetime: durationFromMs(c.lifecycle.maxLifetimeMs),
       restartOnCrash: c.lifecycle.restartOnCrash,
       maxRestarts: c.lifecycle.maxRestarts,
+      idleAction: idleActionToProto(c.lifecycle.idleAction),
     },
     workspace: { mountPoint: c.workspace.mountPoint, readOnly: c.workspace.readOnly, noexec: c.workspace.noexec ?? false },
   });

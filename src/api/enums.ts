@@ -3,10 +3,10 @@
  * way. UNSPECIFIED is never in a table: each reader below says what it means there
  * (no filter, the default), and what a number this build does not know becomes.
  */
-import { AgentStatus as AgentStatusProto, SandboxPolicy as SandboxPolicyProto } from "../../gen/agentorch/v1/agent_pb.js";
+import { AgentStatus as AgentStatusProto, IdleAction as IdleActionProto, SandboxPolicy as SandboxPolicyProto } from "../../gen/agentorch/v1/agent_pb.js";
 import { EventType } from "../../gen/agentorch/v1/events_pb.js";
 import { TaskPriority as TaskPriorityProto, TaskState as TaskStateProto } from "../../gen/agentorch/v1/task_pb.js";
-import type { AgentStatus, SandboxPolicy } from "../core/agent.js";
+import type { AgentStatus, IdleAction, SandboxPolicy } from "../core/agent.js";
 import { invalidArgument } from "../core/errors.js";
 import type { TaskPriority, TaskState } from "../core/tasks/task.js";
 import type { WatchItemType } from "../core/watch.js";
@@ -15,6 +15,7 @@ const STATUS_TO_PROTO: Readonly<Record<AgentStatus, AgentStatusProto>> = {
   idle: AgentStatusProto.IDLE,
   starting: AgentStatusProto.STARTING,
   running: AgentStatusProto.RUNNING,
+  paused: AgentStatusProto.PAUSED,
   stopping: AgentStatusProto.STOPPING,
   failed: AgentStatusProto.FAILED,
   terminated: AgentStatusProto.TERMINATED,
@@ -26,6 +27,12 @@ const POLICY_TO_PROTO: Readonly<Record<SandboxPolicy, SandboxPolicyProto>> = {
   container_direct: SandboxPolicyProto.CONTAINER_DIRECT,
 };
 const POLICY_FROM_PROTO = invert(POLICY_TO_PROTO);
+
+const IDLE_ACTION_TO_PROTO: Readonly<Record<IdleAction, IdleActionProto>> = {
+  stop: IdleActionProto.STOP,
+  pause: IdleActionProto.PAUSE,
+};
+const IDLE_ACTION_FROM_PROTO = invert(IDLE_ACTION_TO_PROTO);
 
 const PRIORITY_TO_PROTO: Readonly<Record<TaskPriority, TaskPriorityProto>> = {
   low: TaskPriorityProto.LOW,
@@ -78,6 +85,19 @@ export function policyToProto(policy: SandboxPolicy): SandboxPolicyProto {
 export function policyFromProto(policy: SandboxPolicyProto): SandboxPolicy | "unknown" | undefined {
   if (policy === SandboxPolicyProto.UNSPECIFIED) return undefined;
   return POLICY_FROM_PROTO.get(policy) ?? "unknown";
+}
+
+/** The proto enum value of a domain idle action (absent in agents stored before it existed: stop). */
+export function idleActionToProto(action: IdleAction | undefined): IdleActionProto {
+  return IDLE_ACTION_TO_PROTO[action ?? "stop"];
+}
+
+/** UNSPECIFIED means STOP; a number this build does not know is INVALID_ARGUMENT. */
+export function idleActionFromProto(action: IdleActionProto, field = "config.lifecycle.idle_action"): IdleAction {
+  if (action === IdleActionProto.UNSPECIFIED) return "stop";
+  const domain = IDLE_ACTION_FROM_PROTO.get(action);
+  if (domain === undefined) throw invalidArgument(`${field} is not a known IdleAction (got ${action}); known: IDLE_ACTION_STOP, IDLE_ACTION_PAUSE`, { field });
+  return domain;
 }
 
 /** The proto enum value of a domain priority. */

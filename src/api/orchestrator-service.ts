@@ -91,8 +91,8 @@ export function createOrchestratorService(deps: {
       // OK means the output ended (the container stopped); a shutdown ends it with UNAVAILABLE.
       ctx.signal.throwIfAborted();
     },
-    reportActivity(req) {
-      return { agent: agentToProto(agents.touch(req.agentId)) };
+    async reportActivity(req) {
+      return { agent: agentToProto(await agents.touch(req.agentId)) };
     },
   };
   return withErrors(AgentOrchestratorService, impl, deps.logger);

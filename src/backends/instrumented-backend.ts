@@ -19,6 +19,8 @@ export type BackendOperation =
   | "image_exists"
   | "spawn"
   | "kill"
+  | "pause"
+  | "unpause"
   | "remove"
   | "inspect"
   | "wait"
@@ -70,6 +72,8 @@ export function instrumentBackend(backend: ContainerBackend, observe: BackendCal
     imageExists: (image, signal) => timed("image_exists", signal, () => backend.imageExists(image, signal)),
     spawn: (spec, signal) => timed("spawn", signal, () => backend.spawn(spec, signal)),
     kill: (containerId, signal) => timed("kill", signal, () => backend.kill(containerId, signal)),
+    pause: (containerId, signal) => timed("pause", signal, () => backend.pause(containerId, signal)),
+    unpause: (containerId, signal) => timed("unpause", signal, () => backend.unpause(containerId, signal)),
     remove: (containerId, signal) => timed("remove", signal, () => backend.remove(containerId, signal)),
     inspect: (containerId, signal) => timed("inspect", signal, () => backend.inspect(containerId, signal)),
     wait: (containerId, signal) => timed("wait", signal, () => backend.wait(containerId, signal)),

@@ -3,7 +3,7 @@
  * one-line change that `agents watch` prints.
  */
 import type { Agent } from "../../gen/agentorch/v1/agent_pb.js";
-import { AgentStatus, SandboxPolicy } from "../../gen/agentorch/v1/agent_pb.js";
+import { AgentStatus, IdleAction, SandboxPolicy } from "../../gen/agentorch/v1/agent_pb.js";
 import type { AgentEvent } from "../../gen/agentorch/v1/orchestrator_service_pb.js";
 import { EventType } from "../../gen/agentorch/v1/events_pb.js";
 import {
@@ -61,7 +61,7 @@ export function printAgentTable(agents: readonly Agent[], now = Date.now(), wide
     relativeTime(a.createdAt, now),
     ...(wide
       ? [
-          a.status === AgentStatus.RUNNING ? shortId(a.containerId) : "-",
+          a.status === AgentStatus.RUNNING || a.status === AgentStatus.PAUSED ? shortId(a.containerId) : "-",
           a.config?.policy === SandboxPolicy.CONTAINER_DIRECT ? "bridge" : "none",
           a.config?.resources && a.config.resources.memoryBytes > 0n ? formatBytes(a.config.resources.memoryBytes) : "default",
           a.config && a.config.command.length > 0 ? truncate(shellJoin(a.config.command), 60) : "(image default)",
@@ -101,7 +101,7 @@ export function printAgent(a: Agent, now = Date.now()): void {
     [
       "Lifecycle",
       [
-        `max idle ${l?.maxIdle === undefined ? "default" : isZeroDuration(l.maxIdle) ? "none" : formatDuration(l.maxIdle)}`,
+        `max idle ${l?.maxIdle === undefined ? "default" : isZeroDuration(l.maxIdle) ? "none" : formatDuration(l.maxIdle)}${l?.idleAction === IdleAction.PAUSE ? " (then paused)" : ""}`,
         `max lifetime ${isZeroDuration(l?.maxLifetime) ? "none" : formatDuration(l?.maxLifetime)}`,
         `restart on crash ${l?.restartOnCrash ? `yes (max ${l.maxRestarts ?? 3})` : "no"}`,
       ].join(", "),

@@ -9,6 +9,7 @@ import {
   AgentConfigSchema,
   AgentSchema,
   AgentStatus,
+  IdleAction,
   LifecycleLimitsSchema,
   ResourcesSchema,
   SandboxPolicy,
@@ -44,6 +45,7 @@ interface RegisterOptions {
   maxLifetime?: string;
   restartOnCrash?: boolean;
   maxRestarts?: string;
+  idleAction?: string;
   workspaceMount?: string;
   readOnlyWorkspace?: boolean;
   noexecWorkspace?: boolean;
@@ -71,6 +73,7 @@ export function agentConfigFrom(id: string | undefined, o: RegisterOptions, comm
   if (o.maxLifetime !== undefined) life.maxLifetime = parseDuration("--max-lifetime", o.maxLifetime);
   if (o.restartOnCrash) life.restartOnCrash = true;
   if (o.maxRestarts !== undefined) life.maxRestarts = parseCount("--max-restarts", o.maxRestarts);
+  if (o.idleAction !== undefined) life.idleAction = parseEnum("--idle-action", IdleAction, o.idleAction);
   if (o.workspaceMount !== undefined || o.readOnlyWorkspace || o.noexecWorkspace) {
     const ws = (config.workspace ??= create(WorkspaceConfigSchema));
     if (o.workspaceMount !== undefined) ws.mountPoint = o.workspaceMount;
@@ -142,6 +145,7 @@ export function addAgentsCommands(root: Command): void {
     .option("--max-output <size>", "how much output is kept, e.g. 1m (default 256KiB)")
     .option("--max-idle <duration>", "stop the agent after this long without activity, e.g. 10m; 0: never (default 1h)")
     .option("--max-lifetime <duration>", "terminate the agent this long after it started, e.g. 1h (default: no limit)")
+    .option("--idle-action <stop|pause>", "what --max-idle does: stop (remove the container) or pause (freeze it; resumed in ~10 ms by start, activity, a message or a task)")
     .option("--restart-on-crash", "restart the container, with backoff, when it exits non-zero")
     .option("--max-restarts <n>", "crash restarts in a row allowed (default 3)")
     .option("--workspace-mount <path>", "where the workspace appears in the container (default /workspace)")
@@ -181,7 +185,7 @@ Examples:
 
   agents
     .command("start")
-    .description("start the agent's container (IDLE or FAILED -> RUNNING); an agent already RUNNING is left as it is (exit 0)")
+    .description("start the agent's container (IDLE or FAILED -> RUNNING; PAUSED is resumed); an agent already RUNNING is left as it is (exit 0)")
     .argument("<id>", "the agent's id (or a unique prefix of it)")
     .option("--if-needed", "for scripts: also exit 0 when the agent is already STARTING")
     .action(async (text: string, o: { ifNeeded?: boolean }, cmd: Command) => {

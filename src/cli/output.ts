@@ -54,6 +54,7 @@ const STATE_PAINT: Record<string, Paint> = {
   COMPLETED: colors.green,
   SERVING: colors.green,
   IDLE: colors.dim,
+  PAUSED: colors.cyan,
   STARTING: colors.yellow,
   STOPPING: colors.yellow,
   SUBMITTED: colors.cyan,

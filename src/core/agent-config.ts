@@ -3,7 +3,7 @@
  * is INVALID_ARGUMENT naming the field; nothing is silently dropped or truncated.
  */
 import { posix } from "node:path";
-import { type AgentConfig, DEFAULTS, type Resources, type SandboxPolicy } from "./agent.js";
+import { type AgentConfig, DEFAULTS, type IdleAction, type Resources, type SandboxPolicy } from "./agent.js";
 import { type AgentCeilings, checkCeilings, DEFAULT_AGENT_CEILINGS, RESOURCE_MINIMUMS } from "./agent-ceilings.js";
 import { invalidArgument } from "./errors.js";
 import { checkImageReference } from "./image-reference.js";
@@ -32,6 +32,7 @@ export interface AgentConfigInput {
     restartOnCrash?: boolean;
     /** undefined: the default (3). */
     maxRestarts?: number;
+    idleAction?: IdleAction;
   };
   workspace?: { mountPoint?: string; readOnly?: boolean; noexec?: boolean };
 }
@@ -178,7 +179,7 @@ export function validateAgentConfig(input: AgentConfigInput, rules: AgentRules =
     envNames,
     policy,
     resources,
-    lifecycle: { maxIdleMs, maxLifetimeMs, restartOnCrash: l.restartOnCrash ?? false, maxRestarts },
+    lifecycle: { maxIdleMs, maxLifetimeMs, restartOnCrash: l.restartOnCrash ?? false, maxRestarts, idleAction: l.idleAction ?? "stop" },
     workspace: { mountPoint, readOnly: w.readOnly ?? false, noexec: w.noexec ?? false },
   };
 }

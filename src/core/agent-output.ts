@@ -21,7 +21,7 @@ export async function readOutput(deps: OutputDeps, agent: Agent, maxBytes: numbe
   const cap = agent.config.resources.maxOutputBytes;
   const limit = maxBytes <= 0 || maxBytes > cap ? cap : maxBytes;
   if (!agent.containerId) throw failedPrecondition(`agent "${agentId}" has not run yet: no output`, { agentId });
-  if (agent.status === "running" || agent.status === "stopping") {
+  if (agent.status === "running" || agent.status === "paused" || agent.status === "stopping") {
     return deps.backend.output(agent.containerId, limit, signal);
   }
   // A read right after the exit was recorded would race the capture (it was seen to get
@@ -38,7 +38,7 @@ export async function readOutput(deps: OutputDeps, agent: Agent, maxBytes: numbe
 export async function* streamOutput(deps: OutputDeps, agent: Agent, tailBytes: number, follow: boolean, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   const cap = agent.config.resources.maxOutputBytes;
   const tail = tailBytes <= 0 || tailBytes > cap ? cap : tailBytes;
-  if (follow && agent.status === "running") {
+  if (follow && (agent.status === "running" || agent.status === "paused")) {
     yield* deps.backend.followOutput(agent.containerId, tail, signal);
     return;
   }

@@ -11,13 +11,14 @@
  * Helpers without state of their own live beside it: agent-queries.ts (list, watch),
  * agent-output.ts (container output), agent-container-spec.ts (what a start asks for).
  */
-import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition } from "./agent.js";
+import { type Agent, type AgentStatus, assertTaskCanReserve, assertTransition, CONTAINER_STATES } from "./agent.js";
 import { type AgentConfigInput, validateAgentConfig, validateEnv } from "./agent-config.js";
 import { AgentPolicy, type Requester } from "./agent-policy.js";
 import { containerSpecFor } from "./agent-container-spec.js";
 import { workspaceOptionsFor } from "./agent-workspace.js";
 import { type AgentPage, allAgents, type ListAgentsInput, listAgents, watchAgents } from "./agent-queries.js";
 import { captureOutput, type OutputDeps, readOutput, streamOutput } from "./agent-output.js";
+import { AgentPauses } from "./agent-pause.js";
 import { AgentRegistry } from "./agent-registry.js";
 import { AgentSupervisor, type AgentExit } from "./agent-supervisor.js";
 import { checkImageReference } from "./image-reference.js";
@@ -41,8 +42,6 @@ export interface StartOptions {
   crashRestart?: boolean;
 }
 
-const RUNNING_STATES: readonly AgentStatus[] = ["starting", "running", "stopping"];
-
 export type { Requester } from "./agent-policy.js";
 
 export class AgentService {
@@ -61,6 +60,8 @@ export class AgentService {
   readonly busy = new Set<string>();
   /** The admin's rules: images, mount points, ceilings, networks (TaskService sets the ceilings). */
   readonly policy: AgentPolicy;
+  /** Idle agents paused instead of stopped; resumeSoon is how messages and tasks wake one. */
+  readonly pauses: AgentPauses;
 
   constructor(deps: AgentServiceDeps) {
     this.backend = deps.backend;
@@ -71,7 +72,9 @@ export class AgentService {
     this.policy = new AgentPolicy(deps.config);
     this.registry = new AgentRegistry(deps.store, deps.bus, deps.clock, this.logger);
     this.outputDeps = { store: deps.store, backend: deps.backend, logger: this.logger, capturing: new Map() };
+    this.pauses = new AgentPauses({ registry: this.registry, backend: deps.backend, logger: this.logger });
     this.supervisor = new AgentSupervisor(this, {
+      pauses: this.pauses,
       registry: this.registry,
       backend: deps.backend,
       logger: this.logger,
@@ -86,7 +89,6 @@ export class AgentService {
   async register(input: AgentConfigInput, _signal?: AbortSignal, requester: Requester = {}): Promise<Agent> {
     return this.insertAgent(input, false, requester);
   }
-
 
   /**
    * Registers an agent made for one task; removed when the task ends. Stored ephemeral in
@@ -105,19 +107,8 @@ export class AgentService {
     if (this.registry.find(config.agentId)) throw alreadyExists(`agent "${config.agentId}" already exists`, { agentId: config.agentId });
     const workspacePath = await this.workspaces.create(config.agentId, workspaceOptionsFor(config, this.policy.rules().ceilings));
     const now = this.registry.now();
-    return this.registry.insert({
-      config,
-      status: "idle",
-      statusReason: "registered",
-      containerId: "",
-      workspacePath,
-      createdAt: now,
-      restartCount: 0,
-      executionCount: 0,
-      crashRestarts: 0,
-      tokenHash: "",
-      ephemeral,
-    }, env);
+    const counts = { restartCount: 0, executionCount: 0, crashRestarts: 0 };
+    return this.registry.insert({ config, status: "idle", statusReason: "registered", containerId: "", workspacePath, createdAt: now, ...counts, tokenHash: "", ephemeral }, env);
   }
 
   /** The agent, or NOT_FOUND (INVALID_ARGUMENT for a malformed id). */
@@ -141,7 +132,10 @@ export class AgentService {
   }
 
   async start(agentId: string, signal?: AbortSignal, options: StartOptions = {}): Promise<Agent> {
-    const agent = this.registry.get(agentId);
+    let agent = this.registry.get(agentId);
+    if (agent.status === "paused" && !options.taskId) return this.pauses.resume(agentId, "resumed by a start", signal);
+    // A task runs in a container of its own: a paused one (idle by definition) makes way.
+    if (agent.status === "paused") agent = await this.stopAs(agent, "idle", `making way for task ${options.taskId}`, signal, { reportExit: false });
     assertTransition(agentId, agent.status, "starting", "start");
     if (agent.currentTaskId && !options.taskId) {
       throw failedPrecondition(`agent "${agentId}" is reserved by task ${agent.currentTaskId}`, { agentId });
@@ -150,7 +144,7 @@ export class AgentService {
     checkImageReference(agent.config.image);
     // The image allowlist and the ceilings may have changed since the agent registered.
     this.policy.checkStart(agent);
-    const active = this.registry.store.countAgentsWithStatus(RUNNING_STATES);
+    const active = this.registry.store.countAgentsWithStatus(CONTAINER_STATES);
     if (active >= this.config.maxRunning) {
       throw resourceExhausted(`running-agent limit reached (${this.config.maxRunning}); stop an agent first`, { agentId });
     }
@@ -224,7 +218,7 @@ export class AgentService {
    * disk) does not keep the container running: it is killed all the same and the record
    * follows once the store can write (UnrecordedChanges; the answer's status reason says so).
    */
-  async stopAs(agent: Agent, final: "idle" | "terminated" | "failed", reason: string, signal?: AbortSignal): Promise<Agent> {
+  async stopAs(agent: Agent, final: "idle" | "terminated" | "failed", reason: string, signal?: AbortSignal, opts = { reportExit: true }): Promise<Agent> {
     const agentId = agent.config.agentId;
     let stopping: Agent;
     try {
@@ -242,7 +236,8 @@ export class AgentService {
       } catch (err) {
         return this.unrecorded.stopped(stopping, final, reason, err);
       }
-      this.supervisor.emitExit({ agent: stopped, containerId: stopping.containerId, taskId: stopping.currentTaskId, cause: "stopped", oomKilled: false, output });
+      // Not reported when a paused container makes way for a task: the task's run has not begun.
+      if (opts.reportExit) this.supervisor.emitExit({ agent: stopped, containerId: stopping.containerId, taskId: stopping.currentTaskId, cause: "stopped", oomKilled: false, output });
       return stopped;
     } finally {
       if (!this.unrecorded.get(agentId)) this.busy.delete(agentId);
@@ -255,7 +250,7 @@ export class AgentService {
     if ((agent.status === "starting" || agent.status === "stopping") && !this.unrecorded.get(agentId)) {
       throw failedPrecondition(`cannot remove agent "${agentId}": invalid state ${agent.status.toUpperCase()}; retry shortly`, { agentId });
     }
-    if (agent.status === "running" || agent.status === "starting" || agent.status === "stopping") {
+    if (CONTAINER_STATES.includes(agent.status)) {
       await this.stopAs(agent, "idle", "removing", signal);
     } else if (agent.containerId) {
       // An exited container may still be there (its removal failed or is under way).
@@ -321,9 +316,10 @@ export class AgentService {
     if (agent) this.registry.update(agent, { executionCount: agent.executionCount + 1 });
   }
 
-  /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness). */
-  touch(agentId: string): Agent {
+  /** Marks activity of a running agent (moves last_activity, so the idle limit counts real idleness); resumes a paused one. */
+  async touch(agentId: string): Promise<Agent> {
     const agent = this.registry.get(agentId);
+    if (agent.status === "paused") return this.pauses.resume(agentId, "resumed by reported activity");
     if (agent.status !== "running") throw failedPrecondition(`agent "${agentId}" is not running: invalid state ${agent.status.toUpperCase()}`, { agentId });
     return this.registry.update(agent, { lastActivity: this.registry.now() });
   }

@@ -4,7 +4,8 @@
  * whenever the event stream reconnects), enforces idle and lifetime limits on a timer,
  * restarts crashed agents with backoff, and retries container removals that failed.
  */
-import type { Agent } from "./agent.js";
+import { type Agent, CONTAINER_STATES } from "./agent.js";
+import type { AgentPauses } from "./agent-pause.js";
 import type { AgentRegistry } from "./agent-registry.js";
 import { errorMessage } from "./errors.js";
 import type { ContainerBackend, ContainerEvent, ContainerInfo, ContainerOutput, Logger } from "./ports.js";
@@ -38,6 +39,7 @@ export interface AgentExit {
 
 export interface SupervisorDeps {
   registry: AgentRegistry;
+  pauses: AgentPauses;
   backend: ContainerBackend;
   logger: Logger;
   instanceId: string;
@@ -141,19 +143,21 @@ export class AgentSupervisor {
     }
   }
 
-  /** One pass of idle and lifetime enforcement; returns the agents it stopped. */
+  /** One pass of idle and lifetime enforcement; returns the agents it stopped or paused. */
   async enforce(signal?: AbortSignal): Promise<string[]> {
-    const { registry } = this.deps;
+    const { registry, pauses } = this.deps;
     const now = registry.now();
     const jobs: Promise<Agent>[] = [];
-    for (const agent of registry.store.agentsWithStatus(["running"])) {
+    // Paused agents too: a paused agent still counts against its lifetime.
+    for (const agent of registry.store.agentsWithStatus(["running", "paused"])) {
       if (this.service.busy.has(agent.config.agentId)) continue;
       const { maxLifetimeMs, maxIdleMs } = agent.config.lifecycle;
       const startedAt = agent.startedAt ?? now;
       if (maxLifetimeMs > 0 && now - startedAt >= maxLifetimeMs) {
         jobs.push(this.service.stopAs(agent, "terminated", "max lifetime reached", signal));
-      } else if (maxIdleMs > 0 && !agent.currentTaskId && now - (agent.lastActivity ?? startedAt) >= maxIdleMs) {
-        jobs.push(this.service.stopAs(agent, "idle", "idle timeout", signal));
+      } else if (agent.status === "running" && maxIdleMs > 0 && !agent.currentTaskId && now - (agent.lastActivity ?? startedAt) >= maxIdleMs) {
+        if (agent.config.lifecycle.idleAction === "pause") jobs.push(pauses.pause(agent, "idle timeout", signal));
+        else jobs.push(this.service.stopAs(agent, "idle", "idle timeout", signal));
       }
     }
     const results = await Promise.allSettled(jobs);
@@ -183,7 +187,7 @@ export class AgentSupervisor {
         // Its exit is recorded (the agent is no longer active), yet the container is still
         // here and was never handed to the reaper: the process died inside handleExit, after
         // writing the exit and before removing the container and reporting the exit.
-        const inactive = agent.status !== "starting" && agent.status !== "running" && agent.status !== "stopping";
+        const inactive = !CONTAINER_STATES.includes(agent.status);
         if (inactive && !pendingRemoval.has(c.containerId) && !this.handling.has(c.containerId) && !this.service.busy.has(agent.config.agentId)) {
           leftBehind.push({ agent, container: c });
         }
@@ -199,7 +203,7 @@ export class AgentSupervisor {
       await this.finishRecordedExit(agent, container);
       removed++;
     }
-    for (const agent of registry.store.agentsWithStatus(["starting", "running", "stopping"])) {
+    for (const agent of registry.store.agentsWithStatus(CONTAINER_STATES)) {
       const agentId = agent.config.agentId;
       if (this.service.busy.has(agentId)) continue;
       const c = byId.get(agent.containerId);
@@ -215,6 +219,7 @@ export class AgentSupervisor {
         await this.handleExit(agent, c.containerId, c.exitCode ?? -1, c.oomKilled);
       } else {
         adopted++;
+        this.deps.pauses.notice(agentId, c.containerId, c.paused === true);
       }
     }
     await this.reapPendingRemovals(this.abort.signal);
@@ -226,6 +231,10 @@ export class AgentSupervisor {
       this.oomKilled.add(event.containerId);
       return;
     }
+    if (event.type === "pause" || event.type === "unpause") {
+      this.deps.pauses.notice(event.labels.agentId, event.containerId, event.type === "pause");
+      return;
+    }
     if (event.type !== "die" && event.type !== "destroy") return;
     const { registry } = this.deps;
     const agent = registry.find(event.labels.agentId);
@@ -234,7 +243,7 @@ export class AgentSupervisor {
       if (agent.status === "starting") this.rememberEarly(event);
       return;
     }
-    if (agent.status !== "running") return;
+    if (agent.status !== "running" && agent.status !== "paused") return;
     if (this.service.busy.has(agent.config.agentId)) {
       // Recorded RUNNING, but the start has not returned yet: it hands the event back
       // through containerKnown. (Dropped here, a container that exits at once stayed
@@ -257,7 +266,7 @@ export class AgentSupervisor {
       }
     }
     const current = registry.find(agent.config.agentId);
-    if (!current || current.status !== "running" || current.containerId !== event.containerId) return;
+    if (!current || (current.status !== "running" && current.status !== "paused") || current.containerId !== event.containerId) return;
     if (gone) this.handleLost(current);
     else await this.handleExit(current, event.containerId, exitCode ?? -1, oom);
   }

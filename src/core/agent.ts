@@ -11,13 +11,15 @@ export type SandboxPolicy = "container" | "container_direct";
  * running -> failed (exit != 0, OOM, container lost); failed -> starting (restart)
  * running -> terminated (max lifetime; final)
  * starting -> idle|failed (spawn failed: back to where it was)
+ * running -> paused (max idle with idle_action pause) -> running (resumed) | stopping | failed
  */
-export type AgentStatus = "idle" | "starting" | "running" | "stopping" | "failed" | "terminated";
+export type AgentStatus = "idle" | "starting" | "running" | "paused" | "stopping" | "failed" | "terminated";
 
 export const AGENT_TRANSITIONS: Readonly<Record<AgentStatus, readonly AgentStatus[]>> = {
   idle: ["starting"],
   starting: ["running", "idle", "failed"],
-  running: ["stopping", "idle", "failed", "terminated"],
+  running: ["stopping", "idle", "failed", "terminated", "paused"],
+  paused: ["running", "stopping", "failed", "idle"],
   stopping: ["idle", "terminated", "failed"],
   failed: ["starting"],
   terminated: [],
@@ -30,12 +32,12 @@ export function assertTransition(agentId: string, from: AgentStatus, to: AgentSt
   }
 }
 
-/** A task may reserve only an agent no other task holds, and only while it is IDLE or FAILED. */
+/** A task may reserve only an agent no other task holds, and only while it is IDLE, FAILED or PAUSED (its container makes way for the task's). */
 export function assertTaskCanReserve(agent: Agent): void {
   const agentId = agent.config.agentId;
   if (agent.currentTaskId) throw failedPrecondition(`agent "${agentId}" is busy with task ${agent.currentTaskId}`, { agentId });
-  if (agent.status !== "idle" && agent.status !== "failed") {
-    throw failedPrecondition(`agent "${agentId}" is ${agent.status.toUpperCase()}: a task needs an IDLE or FAILED agent`, { agentId });
+  if (agent.status !== "idle" && agent.status !== "failed" && agent.status !== "paused") {
+    throw failedPrecondition(`agent "${agentId}" is ${agent.status.toUpperCase()}: a task needs an IDLE, FAILED or PAUSED agent`, { agentId });
   }
 }
 
@@ -49,6 +51,12 @@ export interface Resources {
   diskBytes?: number;
 }
 
+/** What max idle does to a running agent: remove its container, or freeze it. */
+export type IdleAction = "stop" | "pause";
+
+/** Statuses in which the agent has a container (running, frozen, or on its way in or out). */
+export const CONTAINER_STATES: readonly AgentStatus[] = ["starting", "running", "paused", "stopping"];
+
 export interface LifecycleLimits {
   /** Milliseconds without activity before a running agent is stopped; 0 = no idle limit. */
   maxIdleMs: number;
@@ -56,6 +64,8 @@ export interface LifecycleLimits {
   maxLifetimeMs: number;
   restartOnCrash: boolean;
   maxRestarts: number;
+  /** Absent (stop) in agents stored before it existed. */
+  idleAction?: IdleAction;
 }
 
 export interface WorkspaceConfig {

@@ -34,6 +34,8 @@ export interface ContainerInfo {
   containerId: string;
   labels: ContainerLabels;
   running: boolean;
+  /** Running but frozen (docker pause). */
+  paused?: boolean;
   exitCode?: number;
   oomKilled: boolean;
   /** Epoch ms. */
@@ -41,7 +43,7 @@ export interface ContainerInfo {
   finishedAt?: number;
 }
 
-export type ContainerEventType = "start" | "die" | "oom" | "destroy";
+export type ContainerEventType = "start" | "die" | "oom" | "destroy" | "pause" | "unpause";
 
 export interface ContainerEvent {
   type: ContainerEventType;
@@ -85,6 +87,10 @@ export interface ContainerBackend {
   spawn(spec: ContainerSpec, signal?: AbortSignal): Promise<{ containerId: string; startedAt: number }>;
   /** SIGKILLs a running container; it stays for inspection. A container already stopped or gone is success. */
   kill(containerId: string, signal?: AbortSignal): Promise<void>;
+  /** Freezes a running container's processes (docker pause). Already paused is success; not running is FAILED_PRECONDITION, gone NOT_FOUND. */
+  pause(containerId: string, signal?: AbortSignal): Promise<void>;
+  /** Thaws a paused container. Not paused (already running) is success; gone is NOT_FOUND. */
+  unpause(containerId: string, signal?: AbortSignal): Promise<void>;
   /** Kills (if running) and removes a container. A container already gone is success. */
   remove(containerId: string, signal?: AbortSignal): Promise<void>;
   /** undefined when the container does not exist. */

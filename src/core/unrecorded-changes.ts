@@ -12,7 +12,7 @@
  * again loses the record, and the next start's reconciliation finds a RUNNING agent
  * without a container and marks it FAILED "container lost" (the container stays gone).
  */
-import type { Agent } from "./agent.js";
+import { type Agent, CONTAINER_STATES } from "./agent.js";
 import type { AgentRegistry } from "./agent-registry.js";
 import type { AgentExit } from "./agent-supervisor.js";
 import { errorMessage, isAgentorchError } from "./errors.js";
@@ -138,7 +138,7 @@ export class UnrecordedChanges {
       registry.delete(agentId);
       return;
     }
-    if (agent.containerId !== change.containerId || !["starting", "running", "stopping"].includes(agent.status)) return;
+    if (agent.containerId !== change.containerId || !CONTAINER_STATES.includes(agent.status)) return;
     const stopped: Agent = registry.setStatus(agent, change.final, change.reason, { tokenHash: "" });
     this.deps.emitExit({ agent: stopped, containerId: change.containerId, taskId: change.taskId, cause: "stopped", oomKilled: false });
   }

@@ -180,7 +180,8 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   });
   const cards = new CardService({ cards: createSqliteCardStore(store), agents, bus, clock, logger, tasks });
   const mailboxStore = metrics.countMessages(createSqliteMailboxStore(store));
-  const mailboxes = new MailboxService({ mailboxes: mailboxStore, agents, bus, clock, logger, config: config.mailbox });
+  const onDelivered = (agentId: string) => agents.pauses.resumeSoon(agentId, "resumed by a message");
+  const mailboxes = new MailboxService({ mailboxes: mailboxStore, agents, bus, clock, logger, config: config.mailbox, onDelivered });
   metrics.observe({ store, taskStore, tasks, agents, bus, mailboxStore });
 
   const shutdown = new AbortController();

@@ -513,7 +513,7 @@ describeDocker("WatchAgents: a consumer that cannot keep up", () => {
   it("a replay the log is pruned under ends with OUT_OF_RANGE instead of skipping events", async () => {
     const from = await listRevision(c);
     // More than one replay batch (1,000 events) of history, made in process for speed.
-    for (let i = 0; i < 1500; i++) server.app.agents.touch(id);
+    for (let i = 0; i < 1500; i++) await server.app.agents.touch(id);
     const end = from + 1500;
     expect(await listRevision(c)).toBe(end);
     const slow = watchAgents(c, { resume_after_revision: from });
@@ -542,7 +542,7 @@ describeDocker("WatchAgents: a consumer that cannot keep up", () => {
     // In process (the server runs in this process), so the measure is of the service, not of
     // 20,000 RPCs' garbage; a turn of the event loop every 100 changes lets the streams write.
     for (let i = 0; i < 20_000; i++) {
-      server.app.agents.touch(id);
+      await server.app.agents.touch(id);
       if (i % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
     }
     const after = heapAfterGc();

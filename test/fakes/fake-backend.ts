@@ -18,6 +18,7 @@ export interface FakeContainer {
   id: string;
   spec: ContainerSpec;
   running: boolean;
+  paused?: boolean;
   exitCode?: number;
   oomKilled: boolean;
   output: string;
@@ -84,6 +85,30 @@ export class FakeBackend implements ContainerBackend {
     if (c?.running) this.exit(containerId, 137);
   }
 
+  async pause(containerId: string): Promise<void> {
+    this.calls.push(`pause ${containerId}`);
+    this.check();
+    const c = this.containers.get(containerId);
+    if (!c) throw new AgentorchError("not_found", `container ${containerId} is gone`);
+    if (!c.running) throw failedPrecondition(`cannot pause container ${containerId}: not running`);
+    this.setPaused(c, true);
+  }
+
+  async unpause(containerId: string): Promise<void> {
+    this.calls.push(`unpause ${containerId}`);
+    this.check();
+    const c = this.containers.get(containerId);
+    if (!c) throw new AgentorchError("not_found", `container ${containerId} is gone`);
+    this.setPaused(c, false);
+  }
+
+  /** Pauses or unpauses a container as the engine would (also "behind the service's back"), with its event. */
+  setPaused(c: FakeContainer, paused: boolean): void {
+    if (Boolean(c.paused) === paused || !c.running) return;
+    c.paused = paused;
+    this.emit({ type: paused ? "pause" : "unpause", containerId: c.id, labels: c.spec.labels, time: Date.now() });
+  }
+
   async remove(containerId: string): Promise<void> {
     this.calls.push(`remove ${containerId}`);
     this.check();
@@ -142,6 +167,7 @@ export class FakeBackend implements ContainerBackend {
     const c = this.containers.get(containerId);
     if (!c?.running) return;
     c.running = false;
+    c.paused = false;
     c.exitCode = exitCode;
     c.oomKilled = oom;
     if (oom) this.emit({ type: "oom", containerId, labels: c.spec.labels, time: Date.now() });
@@ -181,7 +207,7 @@ export class FakeBackend implements ContainerBackend {
   }
 
   private info(c: FakeContainer): ContainerInfo {
-    return { containerId: c.id, labels: c.spec.labels, running: c.running, exitCode: c.exitCode, oomKilled: c.oomKilled, startedAt: c.startedAt };
+    return { containerId: c.id, labels: c.spec.labels, running: c.running, ...(c.paused ? { paused: true } : {}), exitCode: c.exitCode, oomKilled: c.oomKilled, startedAt: c.startedAt };
   }
 
   private emit(event: ContainerEvent): void {

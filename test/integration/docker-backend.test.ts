@@ -271,6 +271,25 @@ describeDocker.concurrent("docker backend (real engine)", () => {
     expect(await backend.inspect(containerId)).toMatchObject({ exitCode: 137, oomKilled: false });
   });
 
+  it("pauses and unpauses: inspect, list and events say so; repeats are no-ops; kill and remove work on a paused container", async () => {
+    await workspaces.create("pausing");
+    const { containerId } = await backend.spawn(spec("pausing", ["sleep", "300"]));
+    await backend.pause(containerId);
+    await backend.pause(containerId); // already paused: success
+    expect(await backend.inspect(containerId)).toMatchObject({ running: true, paused: true });
+    expect((await backend.list(instanceId)).find((c) => c.containerId === containerId)?.paused).toBe(true);
+    await backend.unpause(containerId);
+    await backend.unpause(containerId); // not paused: success
+    expect((await backend.inspect(containerId))?.paused).toBeUndefined();
+    await eventually(() => (["pause", "unpause"].every((t) => events.some((e) => e.containerId === containerId && e.type === t)) ? true : undefined), "pause and unpause events");
+    await backend.pause(containerId);
+    await backend.kill(containerId); // SIGKILL reaches a frozen container
+    expect(await backend.wait(containerId)).toEqual({ exitCode: 137, oomKilled: false });
+    expect(kindOf(await errorOf(backend.pause(containerId)))).toBe("failed_precondition");
+    await backend.remove(containerId);
+    expect(kindOf(await errorOf(backend.unpause(containerId)))).toBe("not_found");
+  });
+
   it("caps output: the last maxBytes of stdout and stderr, truncated, and the engine keeps a bounded log", async () => {
     // ~5 MB of bulk output, then interleaved stdout/stderr lines. stdout and stderr are
     // separate pipes that the engine drains separately (a backlog on one lets lines of the

@@ -30,7 +30,7 @@ function fullConfig(): AgentConfig {
     envNames: ["EMPTY", "FOO"],
     policy: "container_direct",
     resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 32, maxOutputBytes: 4096 },
-    lifecycle: { maxIdleMs: 90_500, maxLifetimeMs: 7_200_000, restartOnCrash: true, maxRestarts: 5 },
+    lifecycle: { maxIdleMs: 90_500, maxLifetimeMs: 7_200_000, restartOnCrash: true, maxRestarts: 5, idleAction: "pause" },
     workspace: { mountPoint: "/data/work", readOnly: true, noexec: true },
   };
 }

@@ -66,7 +66,7 @@ describe("registration", () => {
     expect(a.status).toBe("idle");
     // One core unless asked: an agent no longer gets every core by default (issue 12 item 6).
     expect(a.config.resources).toEqual({ memoryBytes: 512 * 1024 * 1024, cpus: 1, pidsLimit: 256, maxOutputBytes: 256 * 1024 });
-    expect(a.config.lifecycle).toEqual({ maxIdleMs: 3_600_000, maxLifetimeMs: 0, restartOnCrash: false, maxRestarts: 3 });
+    expect(a.config.lifecycle).toEqual({ maxIdleMs: 3_600_000, maxLifetimeMs: 0, restartOnCrash: false, maxRestarts: 3, idleAction: "stop" });
     expect(a.config.workspace).toEqual({ mountPoint: "/workspace", readOnly: false, noexec: false });
     expect(a.config.policy).toBe("container");
     expect(workspaces.dirs.has("defaults")).toBe(true);
@@ -355,7 +355,7 @@ describe("lifecycle enforcement", () => {
     await service.start("busy1");
     expect(await service.enforceLifecycle()).toEqual([]);
     clock.advance(59_000);
-    service.touch("busy1");
+    await service.touch("busy1");
     clock.advance(2_000);
     expect(await service.enforceLifecycle()).toEqual(["idle1"]);
     expect(service.get("idle1")).toMatchObject({ status: "idle", statusReason: "idle timeout" });
@@ -494,7 +494,7 @@ describe("task reservations (the verbs TaskService writes agents through)", () =
     const { service } = await makeService();
     await service.register(cfg("res-b"));
     await service.start("res-b");
-    expect(() => service.reserveForTask("res-b", "task-1")).toThrow(/RUNNING: a task needs an IDLE or FAILED agent/);
+    expect(() => service.reserveForTask("res-b", "task-1")).toThrow(/RUNNING: a task needs an IDLE, FAILED or PAUSED agent/);
     service.restoreReservation("res-b", "task-1");
     expect(service.get("res-b").currentTaskId).toBe("task-1");
     service.restoreReservation("res-b", "task-2");

@@ -7,12 +7,14 @@
  */
 import type { DescEnum } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { AgentStatusSchema, SandboxPolicySchema } from "../../gen/agentorch/v1/agent_pb.js";
+import { AgentStatusSchema, IdleActionSchema, SandboxPolicySchema } from "../../gen/agentorch/v1/agent_pb.js";
 import { EventTypeSchema } from "../../gen/agentorch/v1/events_pb.js";
 import { TaskPrioritySchema, TaskStateSchema } from "../../gen/agentorch/v1/task_pb.js";
 import {
   agentStatusFromProto,
   agentStatusToProto,
+  idleActionFromProto,
+  idleActionToProto,
   eventTypeToProto,
   policyFromProto,
   policyToProto,
@@ -21,7 +23,7 @@ import {
   taskStateFromProto,
   taskStateToProto,
 } from "../../src/api/enums.js";
-import type { AgentStatus, SandboxPolicy } from "../../src/core/agent.js";
+import type { AgentStatus, IdleAction, SandboxPolicy } from "../../src/core/agent.js";
 import type { TaskPriority, TaskState } from "../../src/core/tasks/task.js";
 import type { WatchItemType } from "../../src/core/watch.js";
 import { thrown } from "../support/errors.js";
@@ -29,8 +31,9 @@ import { thrown } from "../support/errors.js";
 /** Every domain value of a union, checked complete by the compiler. */
 const domainValues = <T extends string>(all: Record<T, true>) => Object.keys(all) as T[];
 
-const STATUSES = domainValues<AgentStatus>({ idle: true, starting: true, running: true, stopping: true, failed: true, terminated: true });
+const STATUSES = domainValues<AgentStatus>({ idle: true, starting: true, running: true, paused: true, stopping: true, failed: true, terminated: true });
 const POLICIES = domainValues<SandboxPolicy>({ container: true, container_direct: true });
+const IDLE_ACTIONS = domainValues<IdleAction>({ stop: true, pause: true });
 const PRIORITIES = domainValues<TaskPriority>({ low: true, normal: true, high: true, critical: true });
 const STATES = domainValues<TaskState>({ submitted: true, working: true, completed: true, failed: true, canceled: true, rejected: true });
 const EVENT_TYPES = domainValues<WatchItemType>({ added: true, changed: true, removed: true, bookmark: true });
@@ -46,6 +49,7 @@ function specified(desc: DescEnum): { name: string; number: number }[] {
 const cases = [
   { desc: AgentStatusSchema, domain: STATUSES, toProto: agentStatusToProto, fromProto: agentStatusFromProto },
   { desc: SandboxPolicySchema, domain: POLICIES, toProto: policyToProto, fromProto: policyFromProto },
+  { desc: IdleActionSchema, domain: IDLE_ACTIONS, toProto: idleActionToProto, fromProto: idleActionFromProto },
   { desc: TaskPrioritySchema, domain: PRIORITIES, toProto: taskPriorityToProto, fromProto: taskPriorityFromProto },
   { desc: TaskStateSchema, domain: STATES, toProto: taskStateToProto, fromProto: taskStateFromProto },
 ] as { desc: DescEnum; domain: string[]; toProto: (d: string) => number; fromProto: (n: number) => string | undefined }[];

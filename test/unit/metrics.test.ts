@@ -219,7 +219,7 @@ describe("createMetrics", () => {
     expect(sampleValue(families, "agentorch_rpc_duration_seconds_sum", { code: "not_found" })).toBeCloseTo(0.003);
     expect(sampleValue(families, "agentorch_agents", { status: "idle" })).toBe(3);
     expect(sampleValue(families, "agentorch_agents", { status: "terminated" })).toBe(0);
-    expect(families.get("agentorch_agents")!.samples).toHaveLength(6);
+    expect(families.get("agentorch_agents")!.samples).toHaveLength(7);
     expect(sampleValue(families, "agentorch_tasks", { state: "completed" })).toBe(7);
     expect(families.get("agentorch_tasks")!.samples).toHaveLength(6);
     expect(sampleValue(families, "agentorch_tasks_queued")).toBe(4);

@@ -136,7 +136,7 @@ class FakeAgents implements AgentsApi {
     yield this.output_.data;
   }
 
-  touch(agentId: string): Agent {
+  async touch(agentId: string): Promise<Agent> {
     this.enterSync("touch", [agentId]);
     const a = { ...this.must(agentId), lastActivity: 5000 };
     this.agents.set(agentId, a);

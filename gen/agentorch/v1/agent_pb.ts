@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentorch/v1/agent.proto.
  */
 export const file_agentorch_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZ2VudG9yY2gvdjEvYWdlbnQucHJvdG8SDGFnZW50b3JjaC52MSJxCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEgwKBGNwdXMYAiABKAESEgoKcGlkc19saW1pdBgDIAEoAxIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgDEhIKCmRpc2tfYnl0ZXMYBSABKAMitQEKD0xpZmVjeWNsZUxpbWl0cxIrCghtYXhfaWRsZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxtYXhfbGlmZXRpbWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQcmVzdGFydF9vbl9jcmFzaBgDIAEoCBIZCgxtYXhfcmVzdGFydHMYBCABKAVIAIgBAUIPCg1fbWF4X3Jlc3RhcnRzIkkKD1dvcmtzcGFjZUNvbmZpZxITCgttb3VudF9wb2ludBgBIAEoCRIRCglyZWFkX29ubHkYAiABKAgSDgoGbm9leGVjGAMgASgIIvoCCgtBZ2VudENvbmZpZxIQCghhZ2VudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEg8KB2NvbW1hbmQYBCADKAkSLwoDZW52GAUgAygLMiIuYWdlbnRvcmNoLnYxLkFnZW50Q29uZmlnLkVudkVudHJ5EisKBnBvbGljeRgGIAEoDjIbLmFnZW50b3JjaC52MS5TYW5kYm94UG9saWN5EioKCXJlc291cmNlcxgHIAEoCzIXLmFnZW50b3JjaC52MS5SZXNvdXJjZXMSMAoJbGlmZWN5Y2xlGAggASgLMh0uYWdlbnRvcmNoLnYxLkxpZmVjeWNsZUxpbWl0cxIwCgl3b3Jrc3BhY2UYCSABKAsyHS5hZ2VudG9yY2gudjEuV29ya3NwYWNlQ29uZmlnEhEKCWVudl9uYW1lcxgKIAMoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsMDCgVBZ2VudBIQCghhZ2VudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEikKBnN0YXR1cxgDIAEoDjIZLmFnZW50b3JjaC52MS5BZ2VudFN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAQgASgJEhYKCWV4aXRfY29kZRgFIAEoBUgAiAEBEhQKDGNvbnRhaW5lcl9pZBgGIAEoCRIWCg53b3Jrc3BhY2VfcGF0aBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X2FjdGl2aXR5GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAsgASgFEhcKD2V4ZWN1dGlvbl9jb3VudBgMIAEoBRIpCgZjb25maWcYDSABKAsyGS5hZ2VudG9yY2gudjEuQWdlbnRDb25maWcSFgoOY3Jhc2hfcmVzdGFydHMYDiABKAVCDAoKX2V4aXRfY29kZSpyCg1TYW5kYm94UG9saWN5Eh4KGlNBTkRCT1hfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHAoYU0FOREJPWF9QT0xJQ1lfQ09OVEFJTkVSEAESIwofU0FOREJPWF9QT0xJQ1lfQ09OVEFJTkVSX0RJUkVDVBACKsgBCgtBZ2VudFN0YXR1cxIcChhBR0VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFBR0VOVF9TVEFUVVNfSURMRRABEhkKFUFHRU5UX1NUQVRVU19TVEFSVElORxACEhgKFEFHRU5UX1NUQVRVU19SVU5OSU5HEAMSGQoVQUdFTlRfU1RBVFVTX1NUT1BQSU5HEAQSFwoTQUdFTlRfU1RBVFVTX0ZBSUxFRBAFEhsKF0FHRU5UX1NUQVRVU19URVJNSU5BVEVEEAZiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhhZ2VudG9yY2gvdjEvYWdlbnQucHJvdG8SDGFnZW50b3JjaC52MSJxCglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgDEgwKBGNwdXMYAiABKAESEgoKcGlkc19saW1pdBgDIAEoAxIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgDEhIKCmRpc2tfYnl0ZXMYBSABKAMi5AEKD0xpZmVjeWNsZUxpbWl0cxIrCghtYXhfaWRsZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxtYXhfbGlmZXRpbWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQcmVzdGFydF9vbl9jcmFzaBgDIAEoCBIZCgxtYXhfcmVzdGFydHMYBCABKAVIAIgBARItCgtpZGxlX2FjdGlvbhgFIAEoDjIYLmFnZW50b3JjaC52MS5JZGxlQWN0aW9uQg8KDV9tYXhfcmVzdGFydHMiSQoPV29ya3NwYWNlQ29uZmlnEhMKC21vdW50X3BvaW50GAEgASgJEhEKCXJlYWRfb25seRgCIAEoCBIOCgZub2V4ZWMYAyABKAgi+gIKC0FnZW50Q29uZmlnEhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFaW1hZ2UYAyABKAkSDwoHY29tbWFuZBgEIAMoCRIvCgNlbnYYBSADKAsyIi5hZ2VudG9yY2gudjEuQWdlbnRDb25maWcuRW52RW50cnkSKwoGcG9saWN5GAYgASgOMhsuYWdlbnRvcmNoLnYxLlNhbmRib3hQb2xpY3kSKgoJcmVzb3VyY2VzGAcgASgLMhcuYWdlbnRvcmNoLnYxLlJlc291cmNlcxIwCglsaWZlY3ljbGUYCCABKAsyHS5hZ2VudG9yY2gudjEuTGlmZWN5Y2xlTGltaXRzEjAKCXdvcmtzcGFjZRgJIAEoCzIdLmFnZW50b3JjaC52MS5Xb3Jrc3BhY2VDb25maWcSEQoJZW52X25hbWVzGAogAygJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwwMKBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSKQoGc3RhdHVzGAMgASgOMhkuYWdlbnRvcmNoLnYxLkFnZW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQESFAoMY29udGFpbmVyX2lkGAYgASgJEhYKDndvcmtzcGFjZV9wYXRoGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfYWN0aXZpdHkYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlc3RhcnRfY291bnQYCyABKAUSFwoPZXhlY3V0aW9uX2NvdW50GAwgASgFEikKBmNvbmZpZxgNIAEoCzIZLmFnZW50b3JjaC52MS5BZ2VudENvbmZpZxIWCg5jcmFzaF9yZXN0YXJ0cxgOIAEoBUIMCgpfZXhpdF9jb2RlKnIKDVNhbmRib3hQb2xpY3kSHgoaU0FOREJPWF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhTQU5EQk9YX1BPTElDWV9DT05UQUlORVIQARIjCh9TQU5EQk9YX1BPTElDWV9DT05UQUlORVJfRElSRUNUEAIq4QEKC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUFHRU5UX1NUQVRVU19JRExFEAESGQoVQUdFTlRfU1RBVFVTX1NUQVJUSU5HEAISGAoUQUdFTlRfU1RBVFVTX1JVTk5JTkcQAxIZChVBR0VOVF9TVEFUVVNfU1RPUFBJTkcQBBIXChNBR0VOVF9TVEFUVVNfRkFJTEVEEAUSGwoXQUdFTlRfU1RBVFVTX1RFUk1JTkFURUQQBhIXChNBR0VOVF9TVEFUVVNfUEFVU0VEEAcqVgoKSWRsZUFjdGlvbhIbChdJRExFX0FDVElPTl9VTlNQRUNJRklFRBAAEhQKEElETEVfQUNUSU9OX1NUT1AQARIVChFJRExFX0FDVElPTl9QQVVTRRACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Resources bounds what one container may use.
@@ -105,6 +105,14 @@ export type LifecycleLimits = Message<"agentorch.v1.LifecycleLimits"> & {
    * @generated from field: optional int32 max_restarts = 4;
    */
   maxRestarts?: number | undefined;
+
+  /**
+   * Optional, fixed after registration. What max_idle does: STOP (unset: the container is removed, status IDLE) or
+   * PAUSE (the container is frozen, status PAUSED, and resumed in about 10 ms when there is work).
+   *
+   * @generated from field: agentorch.v1.IdleAction idle_action = 5;
+   */
+  idleAction: IdleAction;
 };
 
 /**
@@ -442,6 +450,15 @@ export enum AgentStatus {
    * @generated from enum value: AGENT_STATUS_TERMINATED = 6;
    */
   TERMINATED = 6,
+
+  /**
+   * The container is frozen (docker pause) after max_idle, with its memory and processes kept (lifecycle.idle_action
+   * PAUSE). StartAgent, ReportActivity, a message to its mailbox or a task for it resumes it; StopAgent and RemoveAgent
+   * work from here. It still counts against max_lifetime, the running-agent limit and the host's memory.
+   *
+   * @generated from enum value: AGENT_STATUS_PAUSED = 7;
+   */
+  PAUSED = 7,
 }
 
 /**
@@ -449,4 +466,38 @@ export enum AgentStatus {
  */
 export const AgentStatusSchema: GenEnum<AgentStatus> = /*@__PURE__*/
   enumDesc(file_agentorch_v1_agent, 1);
+
+/**
+ * IdleAction is what happens to a running agent that reaches its max_idle.
+ *
+ * @generated from enum agentorch.v1.IdleAction
+ */
+export enum IdleAction {
+  /**
+   * Unset: STOP.
+   *
+   * @generated from enum value: IDLE_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Remove the container; the agent goes IDLE, and a start creates a new container.
+   *
+   * @generated from enum value: IDLE_ACTION_STOP = 1;
+   */
+  STOP = 1,
+
+  /**
+   * Freeze the container (docker pause); the agent goes PAUSED and keeps its memory, processes and token.
+   *
+   * @generated from enum value: IDLE_ACTION_PAUSE = 2;
+   */
+  PAUSE = 2,
+}
+
+/**
+ * Describes the enum agentorch.v1.IdleAction.
+ */
+export const IdleActionSchema: GenEnum<IdleAction> = /*@__PURE__*/
+  enumDesc(file_agentorch_v1_agent, 2);
 

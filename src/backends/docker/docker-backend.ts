@@ -53,6 +53,7 @@ function toInfo(raw: Dockerode.ContainerInspectInfo): ContainerInfo {
     running: state.Running === true,
     oomKilled: state.OOMKilled === true,
   };
+  if (state.Paused === true) info.paused = true;
   const startedAt = dockerTime(state.StartedAt);
   const finishedAt = dockerTime(state.FinishedAt);
   if (startedAt !== undefined) info.startedAt = startedAt;
@@ -218,6 +219,40 @@ class DockerBackend implements ContainerBackend {
           log.debug({ status: statusOf(err) }, "kill: container already stopped or gone");
           return;
         }
+        throw err;
+      }
+    });
+  }
+
+  pause(containerId: string, signal?: AbortSignal): Promise<void> {
+    return traced(this.engine, "pause", { containerId }, async (log) => {
+      try {
+        await this.docker.getContainer(containerId).pause({ abortSignal: signal });
+      } catch (err) {
+        // Docker 20.10 answers these with 500, newer engines with 409: the message tells.
+        if (/already paused/i.test(engineMessage(err))) {
+          log.debug({}, "pause: already paused");
+          return;
+        }
+        if (isNotFound(err)) throw new AgentorchError("not_found", `container ${containerId} is gone`, { containerId }, { cause: err });
+        if (isConflict(err) || /not running/i.test(engineMessage(err))) {
+          throw new AgentorchError("failed_precondition", `cannot pause container ${containerId}: ${engineMessage(err)}`, { containerId }, { cause: err });
+        }
+        throw err;
+      }
+    });
+  }
+
+  unpause(containerId: string, signal?: AbortSignal): Promise<void> {
+    return traced(this.engine, "unpause", { containerId }, async (log) => {
+      try {
+        await this.docker.getContainer(containerId).unpause({ abortSignal: signal });
+      } catch (err) {
+        if (/not paused/i.test(engineMessage(err))) {
+          log.debug({}, "unpause: not paused");
+          return;
+        }
+        if (isNotFound(err)) throw new AgentorchError("not_found", `container ${containerId} is gone`, { containerId }, { cause: err });
         throw err;
       }
     });

@@ -15,7 +15,7 @@ import { type Engine, dialStream } from "./engine-call.js";
 export const RECONNECT_INITIAL_MS = 250;
 export const RECONNECT_MAX_MS = 5_000;
 
-const EVENT_TYPES: readonly ContainerEventType[] = ["start", "die", "oom", "destroy"];
+const EVENT_TYPES: readonly ContainerEventType[] = ["start", "die", "oom", "destroy", "pause", "unpause"];
 
 interface DockerEvent {
   Type?: string;

@@ -93,6 +93,8 @@ export interface MailboxServiceDeps {
   clock: Clock;
   logger: Logger;
   config?: Partial<MailboxConfig>;
+  /** Called once a message is stored for an agent (the composition root resumes a paused recipient). */
+  onDelivered?: (toAgentId: string) => void;
 }
 
 export interface SendResult {
@@ -301,6 +303,7 @@ export class MailboxService {
   private deliver(message: NewMessage): SendResult {
     const stored = this.deps.mailboxes.append(message, randomUUID(), this.deps.clock.now());
     this.hub.publish(stored);
+    this.deps.onDelivered?.(message.toAgentId);
     return { messageId: stored.messageId, sequence: stored.sequence };
   }
 

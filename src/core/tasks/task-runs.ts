@@ -94,7 +94,8 @@ export class TaskRuns {
       return;
     }
     const agent = agents.find(task.agentId);
-    if (!agent || agent.currentTaskId !== taskId || (agent.status !== "idle" && agent.status !== "failed")) {
+    // A paused agent is idle too: its start for the task replaces the frozen container.
+    if (!agent || agent.currentTaskId !== taskId || (agent.status !== "idle" && agent.status !== "failed" && agent.status !== "paused")) {
       await this.finish(taskId, "rejected", "AGENT_UNAVAILABLE", agent ? `agent is ${agent.status.toUpperCase()}` : "agent was removed");
       return;
     }
