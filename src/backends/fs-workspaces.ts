@@ -139,6 +139,10 @@ export function createFsWorkspaces(options: FsWorkspacesOptions): Workspaces {
     if (asRoot) {
       await chown(dir, owner.uid, owner.gid);
       await chmod(dir, 0o750);
+    } else if (process.getuid?.() === owner.uid) {
+      // Containers run as the service's own uid (the image's default): the directory is
+      // theirs already, and what they make in it the service can delete.
+      await chmod(dir, 0o750);
     } else {
       // Not root: we cannot give the directory to the container's uid, so open it to all.
       await chmod(dir, 0o777);

@@ -23,9 +23,12 @@ export interface ContainerSpec {
   env: Record<string, string>;
   policy: SandboxPolicy;
   resources: Resources;
-  /** Host directory bind-mounted at mountPoint. */
+  /**
+   * Directory bind-mounted at mountPoint, as the service sees it (a backend whose engine sees
+   * another file system, e.g. the service runs in a container, translates it).
+   */
   workspace: { hostPath: string; mountPoint: string; readOnly: boolean };
-  /** Host directory bind-mounted read-only at /run/agentorch (the service's socket), if any. */
+  /** Directory bind-mounted read-only at /run/agentorch (the service's socket), if any; translated the same way. */
   socketDir?: string;
   labels: ContainerLabels;
 }

@@ -130,7 +130,13 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   }
   const metrics = createMetrics(() => served);
   const backend = metrics.instrumentBackend(
-    overrides.backend ?? createDockerBackend({ dockerHost: config.dockerHost, user: config.containerUser, logger }),
+    overrides.backend ??
+      createDockerBackend({
+        dockerHost: config.dockerHost,
+        user: config.containerUser,
+        logger,
+        ...(config.hostDataDir === undefined ? {} : { hostDataDir: { inside: dataDir, host: config.hostDataDir } }),
+      }),
   );
   const workspaces =
     overrides.workspaces ??

@@ -10,6 +10,7 @@ import { type AgentCeilings, CEILING_RANGES, CEILING_VARIABLES, DEFAULT_AGENT_CE
 import { DEFAULT_MOUNT_PREFIXES, SYSTEM_DIRECTORIES, isUnderPath } from "../core/agent-config.js";
 import type { OperatorToken } from "../core/auth.js";
 import { ConfigError } from "./config-error.js";
+import { type DeployConfig, parseDeployConfig } from "./config-deploy.js";
 import { parseOperatorTokens } from "./config-tokens.js";
 
 /** Where the service listens for gRPC, gRPC-Web and Connect. */
@@ -22,7 +23,7 @@ export interface ListenAddress {
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 /** Everything the composition root needs; see README "Configuration". */
-export interface Config {
+export interface Config extends DeployConfig {
   listen: ListenAddress;
   /** A separate address for GET /metrics; undefined: /metrics is served on the service port. */
   metricsListen?: ListenAddress;
@@ -122,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
   if (metricsText !== undefined) assertSecureListen({ listen: parseListen("AGENTORCH_METRICS_LISTEN", metricsText), operatorTokens }, "AGENTORCH_METRICS_LISTEN");
   checkAgentSocketPath(dataDirText, flags["--data-dir"] !== undefined ? "--data-dir" : "AGENTORCH_DATA_DIR");
   return {
+    ...parseDeployConfig(env),
     listen,
     operatorTokens,
     metricsListen: metricsText === undefined ? undefined : parseListen("AGENTORCH_METRICS_LISTEN", metricsText),

@@ -21,6 +21,7 @@ import { dockerTime } from "./docker-time.js";
 import { parseDockerHost } from "./engine-address.js";
 import { checkAborted, dial, type Engine, raceAbort, traced } from "./engine-call.js";
 import { watchEvents } from "./events.js";
+import { createHostPaths, type HostPaths, withHostPaths } from "./host-paths.js";
 import { followOutput, readOutput } from "./logs.js";
 import { oomRecorded } from "./oom.js";
 
@@ -29,6 +30,11 @@ export interface DockerBackendOptions {
   dockerHost?: string;
   /** uid:gid the containers run as. Default 65534:65534 (nobody). */
   user?: string;
+  /**
+   * AGENTORCH_HOST_DATA_DIR: the data directory (`inside`, as the service sees it) is `host`
+   * on the engine's host. Unset: found by inspecting the service's own container, if any.
+   */
+  hostDataDir?: { inside: string; host: string };
   logger: Logger;
 }
 
@@ -69,7 +75,8 @@ export function createDockerBackend(options: DockerBackendOptions): ContainerBac
   // Explicit undefineds: docker-modem would otherwise merge in DOCKER_HOST from the environment.
   const docker = new Dockerode({ host: undefined, port: undefined, socketPath: undefined, ...address.modemOptions });
   const engine: Engine = { docker, endpoint: address.endpoint, logger: options.logger.child({ component: "docker-backend" }) };
-  return new DockerBackend(engine, options.user ?? DEFAULT_CONTAINER_USER);
+  const hostPaths = createHostPaths(engine, options.hostDataDir === undefined ? {} : { hostDataDir: options.hostDataDir });
+  return new DockerBackend(engine, options.user ?? DEFAULT_CONTAINER_USER, hostPaths);
 }
 
 class DockerBackend implements ContainerBackend {
@@ -80,6 +87,7 @@ class DockerBackend implements ContainerBackend {
   constructor(
     private readonly engine: Engine,
     private readonly user: string,
+    private readonly hostPaths: HostPaths,
   ) {
     this.endpoint = engine.endpoint;
   }
@@ -128,7 +136,8 @@ class DockerBackend implements ContainerBackend {
     const details = { agentId: spec.labels.agentId, ...(spec.labels.taskId ? { taskId: spec.labels.taskId } : {}) };
     return traced(this.engine, "spawn", details, async (log) => {
       checkAborted(signal);
-      const { name: _name, ...body } = buildCreateOptions(spec, this.user, name);
+      // Bind sources as the engine's host sees them (the service may run in a container).
+      const { name: _name, ...body } = buildCreateOptions(await withHostPaths(spec, this.hostPaths, signal), this.user, name);
       log.debug({ name, image: spec.image, policy: spec.policy, envNames: Object.keys(spec.env) }, "creating container");
       // Neither request carries the signal: an aborted HTTP request may still have done
       // its work on the engine. raceAbort stops waiting at once and undoes it afterwards.

@@ -4,6 +4,7 @@
  * never a raw HTTP or socket error.
  */
 import { AgentorchError, type ErrorDetails, isAgentorchError } from "../../core/errors.js";
+import { socketAccessHint } from "./socket-access.js";
 
 /** Socket-level failures that mean "the engine cannot be reached", not "the request was bad". */
 const UNREACHABLE_CODES = new Set([
@@ -76,7 +77,8 @@ export function toAgentorchError(err: unknown, endpoint: string, op: string, det
   if (isAgentorchError(err)) return err;
   const code = unreachableCode(err);
   if (code !== undefined) {
-    return new AgentorchError("unavailable", `Docker engine unreachable at ${endpoint}: ${code}`, details, { cause: err });
+    const hint = code === "EACCES" && endpoint.startsWith("unix://") ? ` (${socketAccessHint(endpoint.slice("unix://".length))})` : "";
+    return new AgentorchError("unavailable", `Docker engine unreachable at ${endpoint}: ${code}${hint}`, details, { cause: err });
   }
   if (isAbortError(err)) return new AgentorchError("canceled", `${op} canceled`, details, { cause: err });
   if (isNotFound(err) && details.containerId !== undefined) {
