@@ -4,7 +4,7 @@
  * the table is printed, written as JSON under bench/results/, and (full runs) into
  * docs/benchmarks.md between its result markers.
  *
- * Flags: --quick; --only a,b (ids: cold-start, scale, control-plane, a2a, watch, startup);
+ * Flags: --quick; --only a,b (ids: cold-start, scale, control-plane, a2a, watch, startup, resume);
  * --update (merge this run's benchmarks into latest-<kind>.json, replacing theirs, and
  * write the docs from the merged set: rerun one benchmark without the others);
  * --out DIR (default bench/results); --docs / --no-docs; --cpu-prof DIR (profiles of the
@@ -23,6 +23,7 @@ import { describeMachine, machineInfo } from "./lib/machine.js";
 import { markdownTable, textTable } from "./lib/report.js";
 import type { BenchContext, BenchResult } from "./lib/report.js";
 import { REPO_ROOT } from "./lib/service-process.js";
+import { resume } from "./resume.js";
 import { scale } from "./scale.js";
 import { startup } from "./startup.js";
 import { watchFanout } from "./watch-fanout.js";
@@ -34,10 +35,11 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchResult>> = 
   a2a: a2aDelivery,
   watch: watchFanout,
   startup,
+  resume,
 };
 
 /** The benchmarks that start containers. */
-const DOCKER_BENCHMARKS = ["cold-start", "scale"];
+const DOCKER_BENCHMARKS = ["cold-start", "scale", "resume"];
 
 interface Args {
   quick: boolean;

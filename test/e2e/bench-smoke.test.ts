@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DOCKER_AVAILABLE, testDocker } from "../support/docker.js";
 import { REPO_ROOT } from "../support/server.js";
 
-const TITLES = ["1. Cold start", "2. Scale", "3. Control plane (GetAgent)", "4. A2A delivery", "5. Watch fan-out", "6. Start-up: compiled (node dist/) vs tsx"];
+const TITLES = ["1. Cold start", "2. Scale", "3. Control plane (GetAgent)", "4. A2A delivery", "5. Watch fan-out", "6. Start-up: compiled (node dist/) vs tsx", "7. Resume of a paused agent"];
 
 const out = mkdtempSync(path.join(tmpdir(), "agentorch-bench-smoke-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -52,7 +52,7 @@ describe("npm run bench -- --quick", () => {
     };
     expect(json.machine.cpus).toBeGreaterThan(0);
     expect(json.machine.node).toBe(process.version);
-    expect(json.results.map((r) => r.id)).toEqual(["cold-start", "scale", "control-plane", "a2a", "watch", "startup"]);
+    expect(json.results.map((r) => r.id)).toEqual(["cold-start", "scale", "control-plane", "a2a", "watch", "startup", "resume"]);
     for (const r of json.results) if (!r.skipped) expect(r.figures.length).toBeGreaterThan(0);
 
     if (DOCKER_AVAILABLE) {
