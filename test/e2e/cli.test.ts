@@ -258,6 +258,19 @@ describeDocker("agentorch CLI with Docker", () => {
     await ok(["agents", "rm", id]);
   });
 
+  it("agents register --idle-action pause: stored and shown by agents get; an unknown action is a usage error", async () => {
+    const id = uid("nap");
+    const got = JSON.parse(await ok(["agents", "register", id, "--image", TEST_IMAGE, "--max-idle", "10m", "--idle-action", "pause", "-o", "json", "--", "true"])) as {
+      config: { lifecycle: { idleAction: string } };
+    };
+    expect(got.config.lifecycle.idleAction).toBe("IDLE_ACTION_PAUSE");
+    expect(await ok(["agents", "get", id])).toMatch(/max idle 10m \(then paused\)/);
+    const bad = await cli(["agents", "register", uid("nap2"), "--image", TEST_IMAGE, "--idle-action", "sleep", "--", "true"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--idle-action sleep: expected one of stop, pause");
+    await ok(["agents", "rm", id]);
+  });
+
   it("watch shows a change as it happens and ends with 130 on Ctrl-C", async () => {
     const id = uid("watch");
     await ok(["agents", "register", id, "--image", TEST_IMAGE, "--", "sh", "-c", "sleep 300"]);
