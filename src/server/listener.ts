@@ -9,12 +9,12 @@
  * connections, let in-flight calls finish, and after the grace period destroy what is
  * left. Long-lived streams are the application's to end (see app.shutdownSignal).
  */
-import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { chmod } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import path from "node:path";
 import type { Logger } from "../core/ports.js";
+import { listenOn, prepareSocketPath } from "./listen-on.js";
 
 /** What connectNodeAdapter returns: serves both http and http2 requests. */
 export type RequestHandler = (
@@ -290,17 +290,6 @@ export function createListener(opts: ListenerOptions): Listener {
     socket.once("close", () => session.destroy());
   }
 
-  async function prepareSocketPath(socketPath: string): Promise<void> {
-    const dir = path.dirname(socketPath);
-    // A directory we create is 0755 whatever the umask; an existing one is left as it is.
-    if ((await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined) await chmod(dir, 0o755);
-    const st = await lstat(socketPath).catch(() => undefined);
-    if (st === undefined) return;
-    if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
-    if (await socketAnswers(socketPath)) throw new Error(`${socketPath} is in use by another process`);
-    await unlink(socketPath);
-  }
-
   return {
     async listen() {
       if (opts.socketPath !== undefined) {
@@ -347,27 +336,4 @@ export function createListener(opts: ListenerOptions): Listener {
 
     connectionCount: () => sockets.size,
   };
-}
-
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once("error", onError);
-    server.listen(options, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-/** True when something accepts connections on the unix socket (so it is not stale). */
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect({ path: socketPath });
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
 }
