@@ -5,6 +5,12 @@
  * bytes are sniffed: the HTTP/2 preface starts with "PRI ", anything else goes to the
  * HTTP/1.1 server (which answers garbage with 400 and closes).
  *
+ * With TLS, every connection must start with a TLS handshake (cleartext HTTP/1.1 and
+ * HTTP/2 clients get an error that says so). A tls.Server that never listens itself does the
+ * handshake (ALPN h2 and http/1.1, a handshake timeout, client certificates asked for
+ * but judged by the auth layer, see tls-peer.ts), then ALPN picks the same HTTP/2 or
+ * HTTP/1.1 server as above, so the same limits, timeouts and graceful close apply.
+ *
  * close() is graceful: stop accepting, GOAWAY to HTTP/2 sessions, close idle HTTP/1.1
  * connections, let in-flight calls finish, and after the grace period destroy what is
  * left. Long-lived streams are the application's to end (see app.shutdownSignal).
@@ -13,8 +19,12 @@ import { chmod } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type tls from "node:tls";
 import type { Logger } from "../core/ports.js";
+import { createCleartextRefuser, createTlsServer, setSecureContext, TLS_HANDSHAKE_RECORD } from "./listener-tls.js";
+import type { TlsServerOptions } from "./listener-tls.js";
 import { listenOn, prepareSocketPath } from "./listen-on.js";
+import { recordClientCertificate } from "./tls-peer.js";
 
 /** What connectNodeAdapter returns: serves both http and http2 requests. */
 export type RequestHandler = (
@@ -48,7 +58,12 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** The setting an operator raises when maxConnections is reached (named in the log). */
   maxConnectionsSetting?: string;
+  /** Serve TLS instead of cleartext (TCP only). */
+  tls?: ListenerTls;
 }
+
+/** TLS on a listener (see listener-tls.ts). */
+export type ListenerTls = TlsServerOptions;
 
 export type ListenerAddress = { host: string; port: number } | { socketPath: string };
 
@@ -59,6 +74,11 @@ export interface Listener {
   close(): Promise<void>;
   /** Open connections (for tests and logs). */
   connectionCount(): number;
+  /**
+   * TLS listeners: the certificate, key and client CA for new handshakes from now on
+   * (open connections keep theirs). Throws, changing nothing, when they cannot be used.
+   */
+  setSecureContext(context: tls.SecureContextOptions): void;
 }
 
 const H2_PREFACE = Buffer.from("PRI ");
@@ -226,6 +246,30 @@ export function createListener(opts: ListenerOptions): Listener {
     dropped = 0;
   });
 
+  const tlsServer =
+    opts.tls === undefined
+      ? undefined
+      : createTlsServer(opts.tls, log, (socket, cert) => {
+          if (closing) {
+            socket.destroy();
+            return;
+          }
+          if (socket.alpnProtocol === "h2") {
+            lastSession = undefined;
+            h2.emit("connection", socket);
+            const session = lastSession as http2.ServerHttp2Session | undefined;
+            if (session) {
+              recordClientCertificate(session, cert);
+              closeOnClientEnd(socket, session);
+            }
+          } else {
+            recordClientCertificate(socket, cert);
+            h1.emit("connection", socket);
+          }
+        });
+
+  const refuseCleartext = tlsServer && createCleartextRefuser(log);
+
   function sniff(socket: net.Socket): void {
     sniffing.add(socket);
     let head: Buffer = Buffer.alloc(0);
@@ -247,6 +291,14 @@ export function createListener(opts: ListenerOptions): Listener {
     };
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      if (tlsServer !== undefined) {
+        done();
+        socket.pause();
+        if (head[0] !== TLS_HANDSHAKE_RECORD) return refuseCleartext!(socket, head);
+        socket.unshift(head); // the TLS socket reads what is buffered first
+        tlsServer.emit("connection", socket);
+        return;
+      }
       const n = Math.min(head.length, H2_PREFACE.length);
       const prefaceSoFar = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (prefaceSoFar && head.length < H2_PREFACE.length) return; // "P", "PR", "PRI": wait for more
@@ -335,5 +387,10 @@ export function createListener(opts: ListenerOptions): Listener {
     },
 
     connectionCount: () => sockets.size,
+
+    setSecureContext(context) {
+      if (tlsServer === undefined) throw new Error("this listener does not serve TLS");
+      setSecureContext(tlsServer, context);
+    },
   };
 }
