@@ -31,6 +31,7 @@ import { makeTestPki } from "../support/tls-certs.js";
 import type { CertFiles, TestPki } from "../support/tls-certs.js";
 
 const ORCH = "/agentorch.v1.AgentOrchestratorService";
+const BIN = path.join(REPO_ROOT, "bin/agentorch.js");
 let pki: TestPki;
 let good: CertFiles; // /O=Acme/CN=ci-bot: operator
 let viewer: CertFiles; // /CN=viewer-bot: viewer
@@ -293,6 +294,31 @@ print(json.dumps({"health": call("/grpc.health.v1.Health/Check", False),
     // AGENTORCH_TLS_HANDSHAKE_TIMEOUT_MS is 1000 here.
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(Date.now() - started).toBeLessThan(8000);
+  });
+
+  it("runs the CLI against the TLS server (flags and AGENTORCH_CLI_TLS_* variables)", async () => {
+    const addr = `https://127.0.0.1:${server.port}`;
+    const env = { ...process.env, CI: "1", AGENTORCH_TOKEN: "" };
+    const ok = await run(process.execPath, [BIN, "--addr", addr, "--tls-ca", pki.ca.cert, "--tls-cert", good.cert, "--tls-key", good.key, "agents", "ls", "-o", "json"], env);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("tls-one");
+    const viaEnv = await run(process.execPath, [BIN, "--addr", `127.0.0.1:${server.port}`, "agents", "ls", "-o", "json"], {
+      ...env,
+      AGENTORCH_CLI_TLS_CA: pki.ca.cert,
+      AGENTORCH_CLI_TLS_CERT: good.cert,
+      AGENTORCH_CLI_TLS_KEY: good.key,
+    });
+    expect(viaEnv.code).toBe(0);
+    const noCert = await run(process.execPath, [BIN, "--addr", addr, "--tls-ca", pki.ca.cert, "agents", "ls"], env);
+    expect(noCert.code).toBe(5);
+    expect(noCert.stderr).toContain("requires a client certificate");
+    const untrusted = await run(process.execPath, [BIN, "--addr", addr, "agents", "ls"], env);
+    expect(untrusted.code).toBe(6);
+    expect(untrusted.stderr).toMatch(/the server's certificate is not trusted.*--tls-ca/);
+    const cleartext = await run(process.execPath, [BIN, "--addr", `127.0.0.1:${server.port}`, "health"], env);
+    expect(cleartext.code).toBe(6);
+    expect(cleartext.stderr).toContain("this port speaks TLS only");
   });
 });
 
