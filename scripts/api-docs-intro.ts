@@ -22,7 +22,7 @@ export const INTRO_HEAD: readonly string[] = [
 /** After the table of contents: calling, authentication, JSON, errors, streams. */
 export const INTRO_BODY: readonly string[] = [
   "## Calling the API",
-  "One port (`AGENTORCH_LISTEN`, default `127.0.0.1:50051`) serves gRPC over cleartext HTTP/2 (h2c, prior knowledge), gRPC-Web, and Connect (JSON or binary) over HTTP/1.1 or HTTP/2. It also serves gRPC server reflection (v1 and v1alpha), `grpc.health.v1.Health` (services `\"\"`, `docker`, and each agentorch service) and `GET /healthz`.",
+  "One port (`AGENTORCH_LISTEN`, default `127.0.0.1:50051`) serves gRPC over cleartext HTTP/2 (h2c, prior knowledge), gRPC-Web, and Connect (JSON or binary) over HTTP/1.1 or HTTP/2. It also serves gRPC server reflection (v1 and v1alpha), `grpc.health.v1.Health` (services `\"\"`, `docker`, and each agentorch service) and `GET /healthz`. With `AGENTORCH_TLS_CERT` and `AGENTORCH_TLS_KEY` the same port speaks TLS only (ALPN `h2` and `http/1.1`; use `https://` URLs, and `--cacert`, `--cert`/`--key` with `buf curl`); see \"TLS and mTLS\" in the README.",
   "With [`buf curl`](https://buf.build/docs/reference/cli/buf/curl/) (`npx buf curl` in this repository) no proto file is needed: it reads the schema through reflection. Request bodies are [proto JSON](#json-mapping).",
   [
     "```sh",

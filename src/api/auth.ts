@@ -3,9 +3,12 @@
  *
  * Where a call came from decides who may make it:
  * - TCP (the service's port): operators, with `authorization: Bearer <token>` matching a
- *   configured token; its role must grant the permission the method needs
- *   (./auth-table.ts). With no tokens configured (loopback only, see config) every caller
- *   is an anonymous admin.
+ *   configured token, or (mutual TLS) a verified client certificate whose subject matches
+ *   a configured identity; its role must grant the permission the method needs
+ *   (./auth-table.ts). A token, when sent, decides; a client certificate that failed
+ *   verification is refused whatever else is sent, and so is a call without a certificate
+ *   when they are required. With no tokens nor identities configured (loopback only, see
+ *   config) every caller is an anonymous admin.
  * - The agent socket (mounted into containers): agents only, with the token of their
  *   current container start; only the methods the table opens to agents, and only as
  *   themselves. Operator tokens are refused there: the socket is for agents.
@@ -16,7 +19,7 @@
 import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ConnectError, ContextValues, HandlerContext, Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
 import { describePrincipal, permissionDenied, unauthenticated } from "../core/auth.js";
-import type { AgentTokenIndex, OperatorTokens, Principal } from "../core/auth.js";
+import type { AgentTokenIndex, ClientCertificate, OperatorTokens, Principal } from "../core/auth.js";
 import { isAgentorchError } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 import { OPEN_SERVICES, roleMay, RPC_RULES } from "./auth-table.js";
@@ -29,6 +32,8 @@ export const PRINCIPAL = createContextKey<Principal | undefined>(undefined, { de
 /** Where a call arrived: the service's TCP port or the agent socket. */
 export type Origin = "tcp" | "agent-socket";
 const ORIGIN = createContextKey<Origin>("tcp", { description: "agentorch call origin" });
+/** The client certificate of the call's TLS connection; undefined on cleartext connections. */
+const CLIENT_CERT = createContextKey<ClientCertificate | undefined>(undefined, { description: "agentorch client certificate" });
 
 /** The caller of a handler's call, as the auth interceptor established it. */
 export function principalOf(ctx: Pick<HandlerContext, "values">): Principal | undefined {
@@ -48,12 +53,53 @@ export function parseBearer(value: string | null | undefined): string | undefine
   return m?.[1];
 }
 
+/**
+ * An operator from what a TCP call presents: its bearer token and its TLS client
+ * certificate. Throws UNAUTHENTICATED, saying what is missing or wrong. Also used for
+ * GET /metrics.
+ */
+export function authenticateOperator(
+  operators: OperatorTokens,
+  presented: { token: string | undefined; certificate: ClientCertificate | undefined },
+  certificateRequired: boolean,
+): Principal {
+  const { token, certificate: cert } = presented;
+  if (cert?.state === "rejected") {
+    throw unauthenticated(`client certificate ${cert.text} rejected: ${cert.reason}; use a valid certificate issued by the service's client CA`);
+  }
+  if (certificateRequired && cert?.state !== "verified") {
+    throw unauthenticated(
+      "this service requires a client certificate (mutual TLS) and none was presented: connect with a certificate and key issued by its client CA " +
+        "(agentorch --tls-cert/--tls-key, grpc.credentials.createSsl(ca, key, cert), buf curl --cert/--key)",
+    );
+  }
+  if (operators.open) return { kind: "operator", name: "anonymous", role: "admin", open: true };
+  if (token !== undefined) {
+    const found = operators.find(token);
+    if (found === undefined) throw unauthenticated("unknown bearer token");
+    return { kind: "operator", name: found.name, role: found.role, open: false };
+  }
+  if (cert?.state === "verified") {
+    const id = operators.findIdentity(cert.subject);
+    if (id === undefined) {
+      throw unauthenticated(
+        `client certificate ${cert.text} is verified but not mapped to an operator identity: ` +
+          `send a bearer token, or have the service list it (an entry NAME:ROLE:cert:${cert.text} in AGENTORCH_TOKENS_FILE)`,
+      );
+    }
+    return { kind: "operator", name: id.name, role: id.role, open: false };
+  }
+  throw unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
+}
+
 export interface AuthDeps {
   /** Configured operator tokens (hashes; replaceable at run time); none: the TCP listener is open (loopback only). */
   operatorTokens: OperatorTokens;
   /** Current agent tokens. */
   agentTokens: Pick<AgentTokenIndex, "agentFor">;
   logger: Logger;
+  /** TLS client certificates on the TCP listener: where a request's is found, and whether calls need one. */
+  clientCertificates?: { of(req: object): ClientCertificate | undefined; required: boolean };
 }
 
 /** The auth pieces the composition root wires in; see createAuth. */
@@ -72,26 +118,29 @@ export interface Auth {
    * credentials, and whether the caller may call the method at all. The refusal to answer,
    * or undefined (the interceptor still checks everything once the message is read).
    */
-  checkHeaders(req: { header: Headers; contextValues?: ContextValues }, service: string, method: string): ConnectError | undefined;
+  checkHeaders(req: AuthRequest, service: string, method: string): ConnectError | undefined;
 }
 
 type AnyRequest = UnaryRequest | StreamRequest;
+/** What authentication reads of a call: its headers, and the context values (origin, client certificate). */
+type AuthRequest = { header: Headers; contextValues?: ContextValues };
 
 /** Creates the auth interceptor and the helpers that tell it where a call came from. */
 export function createAuth(deps: AuthDeps): Auth {
   const operators = deps.operatorTokens;
   const log = deps.logger.child({ component: "auth" });
   const fromSocket = new WeakSet<object>();
+  const certs = deps.clientCertificates;
   if (operators.open) {
     log.warn(
       {},
       "no operator tokens configured (AGENTORCH_TOKENS, AGENTORCH_TOKENS_FILE): every caller that reaches the loopback listener has full access",
     );
   } else {
-    log.info({ tokens: operators.size }, "operator tokens configured");
+    log.info({ tokens: operators.size, certIdentities: operators.identityCount }, "operator tokens configured");
   }
 
-  function authenticate(req: { header: Headers }, origin: Origin): Principal {
+  function authenticate(req: AuthRequest, origin: Origin): Principal {
     const token = parseBearer(req.header.get("authorization"));
     if (origin === "agent-socket") {
       if (token === undefined) throw unauthenticated("missing agent token: send 'authorization: Bearer $AGENTORCH_TOKEN'");
@@ -103,11 +152,7 @@ export function createAuth(deps: AuthDeps): Auth {
       if (claimed !== null && claimed !== agentId) throw unauthenticated(`the agent token does not belong to the agent named in ${AGENT_ID_HEADER}`);
       return { kind: "agent", agentId };
     }
-    if (operators.open) return { kind: "operator", name: "anonymous", role: "admin", open: true };
-    if (token === undefined) throw unauthenticated("missing bearer token: send 'authorization: Bearer <token>'");
-    const found = operators.find(token);
-    if (found === undefined) throw unauthenticated("unknown bearer token");
-    return { kind: "operator", name: found.name, role: found.role, open: false };
+    return authenticateOperator(operators, { token, certificate: req.contextValues?.get(CLIENT_CERT) }, certs?.required ?? false);
   }
 
   /** Checks the call; returns the request to pass on (a stream's input re-wrapped once read). */
@@ -188,7 +233,9 @@ export function createAuth(deps: AuthDeps): Auth {
     contextValues(inner) {
       return (req) => {
         const values = inner ? inner(req) : createContextValues();
-        return fromSocket.has(req) ? values.set(ORIGIN, "agent-socket") : values;
+        if (fromSocket.has(req)) return values.set(ORIGIN, "agent-socket");
+        const cert = certs?.of(req);
+        return cert === undefined ? values : values.set(CLIENT_CERT, cert);
       };
     },
     agentSocketHandler(handler) {

@@ -6,13 +6,13 @@
 import type { Command } from "commander";
 import type { CallOptions } from "@connectrpc/connect";
 import { createClients, UNARY_TIMEOUT_MS } from "./client.js";
-import type { Clients } from "./client.js";
+import type { Clients, TlsFlags } from "./client.js";
 import { parseFormat, useStructuredFormat } from "./output.js";
 import type { Format } from "./output.js";
 import { StatusLine } from "./live.js";
 
 /** The root options as commander hands them over. */
-export interface GlobalOptions {
+export interface GlobalOptions extends TlsFlags {
   addr: string;
   token?: string;
   output: string;
@@ -65,7 +65,7 @@ export function contextOf(cmd: Command): Ctx {
   const json = format === "json" || format === "yaml";
   if (json) useStructuredFormat(format);
   return {
-    clients: createClients(opts.addr, opts.token),
+    clients: createClients(opts.addr, opts.token, opts),
     format,
     json,
     wide: format === "wide",

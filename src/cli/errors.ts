@@ -100,11 +100,61 @@ export interface ErrorContext {
   addr: string;
   /** Whether a token was sent. */
   tokenSent: boolean;
+  /** Whether the CLI connected with TLS, and presented a client certificate. */
+  tls?: boolean;
+  clientCertSent?: boolean;
+}
+
+/** Codes of the first error in the cause chain that has one (OpenSSL's and Node's TLS codes too). */
+function codesOf(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+/** Certificate verification codes that mean: the CLI does not trust the CA that issued the server's certificate. */
+const UNTRUSTED = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+]);
+
+/** A TLS failure worded for the user, or undefined when err is not one. */
+function describeTlsError(err: unknown, ctx: ErrorContext): { message: string; exitCode: number } | undefined {
+  const codes = codesOf(err);
+  const detail = oneLine(err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err));
+  const say = (message: string) => ({ message, exitCode: EXIT.unavailable });
+  if (codes.some((c) => UNTRUSTED.has(c))) {
+    return say(`the server's certificate is not trusted (${detail}): pass the CA that issued it with --tls-ca (or AGENTORCH_CLI_TLS_CA)`);
+  }
+  if (codes.includes("CERT_HAS_EXPIRED")) return say(`the server's certificate has expired (${detail}): the service must renew it (then SIGHUP)`);
+  if (codes.includes("ERR_TLS_CERT_ALTNAME_INVALID")) {
+    return say(`the server's certificate does not name ${ctx.addr} (${detail}): connect with a host name or address it lists`);
+  }
+  if (codes.some((c) => /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL/.test(c))) {
+    return say(`the server at ${ctx.addr} does not speak TLS (${detail}): use http:// and drop --tls and the --tls-* options`);
+  }
+  if (codes.some((c) => /ALERT_CERTIFICATE_REQUIRED|ALERT_HANDSHAKE_FAILURE|ALERT_BAD_CERTIFICATE|ALERT_UNKNOWN_CA/.test(c))) {
+    return say(
+      ctx.clientCertSent
+        ? `the server refused the client certificate (${detail}): check --tls-cert/--tls-key`
+        : `the server wants a client certificate (${detail}): pass --tls-cert and --tls-key`,
+    );
+  }
+  return undefined;
 }
 
 /** Turns anything thrown by a command into the one line and exit code the user sees. */
 export function describeError(err: unknown, ctx: ErrorContext): { message: string; exitCode: number } {
   if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
+  const tlsFailure = describeTlsError(err, ctx);
+  if (tlsFailure !== undefined) return tlsFailure;
   if (err instanceof ConnectError) return describeConnectError(err, ctx);
   const errno = errnoOf(err);
   if (errno !== undefined && NO_SERVER_ERRNOS.has(errno)) return noServer(ctx, errno);
@@ -122,6 +172,7 @@ function describeConnectError(err: ConnectError, ctx: ErrorContext): { message: 
   if (inText && (err.code === Code.Unavailable || err.code === Code.Internal || err.code === Code.Unknown)) return noServer(ctx, inText[1]!);
   switch (err.code) {
     case Code.Unauthenticated:
+      if (/client certificate/.test(text)) return { message: `not authenticated: ${text}`, exitCode };
       return {
         message: ctx.tokenSent
           ? `not authenticated: ${text}: check --token / AGENTORCH_TOKEN`
@@ -143,7 +194,13 @@ function describeConnectError(err: ConnectError, ctx: ErrorContext): { message: 
 
 function noServer(ctx: ErrorContext, errno: string): { message: string; exitCode: number } {
   const why = errno === "ECONNREFUSED" || errno === "ENOENT" ? "" : ` (${errno})`;
-  return { message: `no agentorch at ${ctx.addr}${why}: is \`agentorch serve\` running? (set the address with --addr or AGENTORCH_ADDR)`, exitCode: EXIT.unavailable };
+  // A TLS server (agentorch's answers cleartext clients in words) may just close the connection.
+  const reset = (errno === "ECONNRESET" || errno === "EPIPE") && ctx.tls !== true && !ctx.addr.startsWith("unix:");
+  const hint = reset ? "; if it serves TLS, connect with https:// or --tls" : "";
+  return {
+    message: `no agentorch at ${ctx.addr}${why}: is \`agentorch serve\` running? (set the address with --addr or AGENTORCH_ADDR)${hint}`,
+    exitCode: EXIT.unavailable,
+  };
 }
 
 function oneLine(text: string): string {

@@ -6,7 +6,8 @@
 import { Command, CommanderError, Option } from "commander";
 import { addAgentsCommands } from "./agents.js";
 import { addCardsCommands } from "./cards.js";
-import { DEFAULT_ADDR } from "./client.js";
+import { DEFAULT_ADDR, wantsTls } from "./client.js";
+import type { TlsFlags } from "./client.js";
 import { addCompletionCommand } from "./completion.js";
 import { addConfigCommands } from "./config.js";
 import { setTrailingArgs, takesTrailingArgs, trailingArgs } from "./context.js";
@@ -30,9 +31,15 @@ Examples:
 
 Ids: wherever a command takes an agent or task id, a unique prefix of it will do.
 
+TLS: an https:// address, --tls, or any --tls-* option connects with TLS (the service's
+AGENTORCH_TLS_CERT); --tls-cert and --tls-key present a client certificate (mutual TLS).
+  agentorch --addr https://agentorch.internal:50051 --tls-ca ca.pem --tls-cert me.pem --tls-key me.key agents ls
+
 Environment:
   AGENTORCH_ADDR    default for --addr
   AGENTORCH_TOKEN   default for --token
+  AGENTORCH_CLI_TLS_CA, AGENTORCH_CLI_TLS_CERT, AGENTORCH_CLI_TLS_KEY
+                    defaults for --tls-ca, --tls-cert, --tls-key
   NO_COLOR          never colour (output is plain whenever stdout is not a terminal)
 
 ${EXIT_CODES_HELP}`;
@@ -42,8 +49,12 @@ function buildProgram(): Command {
   const program = new Command("agentorch")
     .description("run AI agents in hardened Docker containers: the agentorch service and its command line")
     .version(clientVersion(), "-V, --version", "print the client's version (`agentorch version`: the server's too)")
-    .addOption(new Option("--addr <address>", "the service: HOST:PORT, http://HOST:PORT or unix:/path.sock").env("AGENTORCH_ADDR").default(DEFAULT_ADDR))
+    .addOption(new Option("--addr <address>", "the service: HOST:PORT, http(s)://HOST:PORT or unix:/path.sock").env("AGENTORCH_ADDR").default(DEFAULT_ADDR))
     .addOption(new Option("--token <token>", "bearer token sent with every call").env("AGENTORCH_TOKEN"))
+    .addOption(new Option("--tls", "connect with TLS (also implied by https:// and by the --tls-* options)"))
+    .addOption(new Option("--tls-ca <file>", "PEM CA certificates to trust for the service's certificate (default: the system's)").env("AGENTORCH_CLI_TLS_CA"))
+    .addOption(new Option("--tls-cert <file>", "PEM client certificate, for mutual TLS (with --tls-key)").env("AGENTORCH_CLI_TLS_CERT"))
+    .addOption(new Option("--tls-key <file>", "PEM private key of --tls-cert").env("AGENTORCH_CLI_TLS_KEY"))
     .addOption(new Option("-o, --output <format>", FORMAT_HELP).default("table"))
     .helpOption("-h, --help", "show help for a command")
     .helpCommand("help [command]", "show help for a command")
@@ -104,7 +115,7 @@ async function run(argv: readonly string[]): Promise<number> {
     await program.parseAsync(words, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
   } catch (err) {
-    const opts = program.opts<{ addr?: string; token?: string }>();
+    const opts = program.opts<{ addr?: string; token?: string } & TlsFlags>();
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return EXIT.ok; // --help, --version
       if (err.code === "commander.help") return EXIT.usage; // a group without a subcommand: its help went to stderr
@@ -113,7 +124,8 @@ async function run(argv: readonly string[]): Promise<number> {
       process.stderr.write(`agentorch: ${text}: see \`${commandPath(cmd)} --help\`\n`);
       return EXIT.usage;
     }
-    const { message, exitCode } = describeError(err, { addr: opts.addr ?? DEFAULT_ADDR, tokenSent: Boolean(opts.token) });
+    const addr = opts.addr ?? DEFAULT_ADDR;
+    const { message, exitCode } = describeError(err, { addr, tokenSent: Boolean(opts.token), tls: wantsTls(addr, opts), clientCertSent: Boolean(opts.tlsCert) });
     process.stderr.write(`agentorch: ${message}\n`);
     return exitCode;
   }

@@ -10,12 +10,16 @@ Configuration (environment; flags win):
   AGENTORCH_DATA_DIR             database and workspaces (default ./.agentorch-data)
   DOCKER_HOST                    the Docker engine (default unix:///var/run/docker.sock)
   AGENTORCH_TOKENS               operator tokens, NAME:ROLE:SHA256HEX,... (none: loopback only, no auth)
-  AGENTORCH_TOKENS_FILE          the same, one entry per line
+  AGENTORCH_TOKENS_FILE          the same, one entry per line (also NAME:ROLE:cert:/CN=SUBJECT identities)
+  AGENTORCH_TLS_CERT, AGENTORCH_TLS_KEY
+                                 PEM certificate and key: serve TLS (needed beyond loopback,
+                                 unless AGENTORCH_INSECURE_LISTEN=1)
+  AGENTORCH_TLS_CLIENT_CA        PEM CA of client certificates: mutual TLS
   AGENTORCH_LOG_LEVEL            fatal, error, warn, info, debug, trace, silent (default info)
   …and more: see "Configuration" in the README for every variable.
 
 SIGTERM or Ctrl-C stops gracefully (containers keep running and are adopted at the next start);
-a second signal exits at once. Logs are JSON lines on stdout.`;
+a second signal exits at once. SIGHUP reloads the tokens and the TLS files. Logs are JSON lines on stdout.`;
 
 /** Adds `serve` to the root. */
 export function addServeCommand(root: Command): void {

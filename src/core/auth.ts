@@ -1,6 +1,7 @@
 /**
  * Who is calling: the domain side of authentication. Operators present bearer tokens the
- * service was configured with (only their SHA-256 hashes are kept); agents present the
+ * service was configured with (only their SHA-256 hashes are kept), or a client
+ * certificate whose subject is configured as an identity (mutual TLS); agents present the
  * token made for their current container start (only its hash is stored, on the agent,
  * and cleared when the container stops or exits). Nothing here knows about HTTP or proto:
  * the API layer reads the header and the permission table (src/api/auth*.ts).
@@ -21,6 +22,49 @@ export interface OperatorToken {
   name: string;
   role: Role;
   hash: string;
+}
+
+/**
+ * Attributes of a certificate's subject by their short name as OpenSSL writes it (CN, O,
+ * OU, C, emailAddress…), each with its values in the certificate's order (usually one).
+ */
+export type CertSubject = Readonly<Record<string, readonly string[]>>;
+
+/**
+ * An operator identity proved by a verified client certificate: every attribute of
+ * `subject` must be in the certificate's subject with that value; attributes not listed
+ * are not looked at (the client CA decides which certificates exist at all).
+ */
+export interface CertIdentity {
+  name: string;
+  role: Role;
+  subject: CertSubject;
+}
+
+/**
+ * What the TLS layer established about a caller's client certificate. `text` is the
+ * subject as `openssl x509 -subject` shows it in its compat form ("/O=Acme/CN=ci-bot"),
+ * which is also how identities are configured.
+ */
+export type ClientCertificate =
+  | { state: "verified"; subject: CertSubject; text: string }
+  | { state: "rejected"; reason: string; text: string }
+  | { state: "absent" };
+
+/** "/O=Acme/CN=ci-bot" for a subject. */
+export function formatSubject(subject: CertSubject): string {
+  return Object.entries(subject)
+    .flatMap(([attr, values]) => values.map((v) => `/${attr}=${v}`))
+    .join("");
+}
+
+/** Whether a certificate's subject has every attribute value an identity lists (names compared without case). */
+export function subjectMatches(wanted: CertSubject, actual: CertSubject): boolean {
+  const byName = new Map(Object.entries(actual).map(([k, v]) => [k.toUpperCase(), v]));
+  return Object.entries(wanted).every(([attr, values]) => {
+    const have = byName.get(attr.toUpperCase());
+    return have !== undefined && values.every((v) => have.includes(v));
+  });
 }
 
 /**
@@ -48,29 +92,43 @@ export function permissionDenied(message: string, agentId?: string): AgentorchEr
 }
 
 /**
- * Checks presented operator tokens against the configured hashes. Every configured hash is
- * compared, with timingSafeEqual and no early exit, so the time taken does not tell which
- * (or whether any) entry matched.
+ * The operators' credentials: bearer tokens and certificate identities. Presented tokens
+ * are checked against the configured hashes; every configured hash is compared, with
+ * timingSafeEqual and no early exit, so the time taken does not tell which (or whether
+ * any) entry matched.
  */
 export class OperatorTokens {
   private entries: readonly { token: OperatorToken; digest: Buffer }[] = [];
+  private identities: readonly CertIdentity[] = [];
 
-  constructor(tokens: readonly OperatorToken[]) {
-    this.replace(tokens);
+  constructor(tokens: readonly OperatorToken[], identities: readonly CertIdentity[] = []) {
+    this.replace(tokens, identities);
   }
 
   /** Swaps the whole set at once (a reload on SIGHUP): calls already admitted keep going. */
-  replace(tokens: readonly OperatorToken[]): void {
+  replace(tokens: readonly OperatorToken[], identities: readonly CertIdentity[] = []): void {
     this.entries = tokens.map((token) => ({ token, digest: Buffer.from(token.hash, "hex") }));
+    this.identities = identities;
   }
 
-  /** No tokens configured: the service is open to whoever reaches its (loopback) listener. */
+  /** No tokens nor identities configured: the service is open to whoever reaches its (loopback) listener. */
   get open(): boolean {
-    return this.entries.length === 0;
+    return this.entries.length === 0 && this.identities.length === 0;
   }
 
+  /** How many tokens are configured. */
   get size(): number {
     return this.entries.length;
+  }
+
+  /** How many certificate identities are configured. */
+  get identityCount(): number {
+    return this.identities.length;
+  }
+
+  /** The first configured identity (in file order) that a verified certificate's subject matches. */
+  findIdentity(subject: CertSubject): CertIdentity | undefined {
+    return this.identities.find((id) => subjectMatches(id.subject, subject));
   }
 
   /** The configured token this one hashes to, or undefined. */

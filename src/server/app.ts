@@ -32,7 +32,9 @@ import { MailboxService } from "../core/a2a/mailbox-service.js";
 import { createA2AHandlers } from "../api/a2a-handlers.js";
 import type { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Config } from "./config.js";
-import { agentSocketPath, assertSecureListen, parseOperatorTokens } from "./config.js";
+import { agentSocketPath, assertSecureListen, isLoopbackHost, listenSecurity, parseOperatorCredentials } from "./config.js";
+import { checkIdentitiesUsable, loadTlsMaterial, secureContextOptions } from "./config-tls.js";
+import type { TlsMaterial } from "./config-tls.js";
 import { createListener } from "./listener.js";
 import type { RequestHandler } from "./listener.js";
 import { withVersionHeader } from "./version.js";
@@ -45,6 +47,7 @@ import { withBrowserGuard } from "./browser-guard.js";
 import { createMetrics } from "./metrics.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsServer, isMetricsPath, metricsAccess, serveMetrics } from "./metrics-http.js";
+import { clientCertificateOf } from "./tls-peer.js";
 
 /** Replacements for the real adapters (tests). */
 export interface AppOverrides {
@@ -78,7 +81,13 @@ export interface App {
    * swaps them in. On an error (an unreadable file, a bad line, no tokens left while the
    * listener is not loopback) the old set stays, and the error is thrown.
    */
-  reloadTokens(env?: Record<string, string | undefined>): { tokens: number };
+  reloadTokens(env?: Record<string, string | undefined>): { tokens: number; certIdentities: number };
+  /**
+   * Reads the TLS certificate, key and client CA files again (SIGHUP) and uses them for new
+   * handshakes; open connections keep theirs. On an error the old ones stay, and the error
+   * is thrown. Undefined when the service does not serve TLS.
+   */
+  reloadTls(): TlsMaterial["summary"] | undefined;
 }
 
 /** Meta key of the persisted instance id. */
@@ -108,7 +117,8 @@ function connectionLimits(config: Config, maxConnections: number, maxConnections
 /** Builds the server from config; nothing listens until start(). */
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  assertSecureListen(config);
+  assertSecureListen(config.listen, listenSecurity(config));
+  if (config.metricsListen) assertSecureListen(config.metricsListen, listenSecurity(config), "AGENTORCH_METRICS_LISTEN");
   const dataDir = path.resolve(config.dataDir);
   // Only the service's user: the database, workspaces and agent socket directory live here.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -165,9 +175,21 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   // Built before the agent service opens, so it sees every token change from then on.
   const agentTokens = new AgentTokenIndex(store, bus);
   // One set for RPCs and /metrics, replaced as a whole by reloadTokens() (SIGHUP).
-  const operatorTokens = new OperatorTokens(config.operatorTokens);
-  const auth = createAuth({ operatorTokens, agentTokens, logger });
-  const scrapers = metricsAccess(operatorTokens);
+  const operatorTokens = new OperatorTokens(config.operatorTokens, config.certIdentities);
+  const certificateRequired = config.tls?.clientAuth === "require";
+  const auth = createAuth({
+    operatorTokens,
+    agentTokens,
+    logger,
+    ...(config.tls ? { clientCertificates: { of: clientCertificateOf, required: certificateRequired } } : {}),
+  });
+  const scrapers = metricsAccess(operatorTokens, certificateRequired);
+  const tls = config.tls && { settings: config.tls, material: loadTlsMaterial(config.tls) };
+  const listenerTls = tls && {
+    context: secureContextOptions(tls.material),
+    requestCert: tls.settings.clientAuth !== "off",
+    handshakeTimeoutMs: tls.settings.handshakeTimeoutMs,
+  };
 
   const clock = overrides.clock ?? systemClock;
   const taskStore = createSqliteTaskStore(store);
@@ -235,12 +257,13 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
   const listener = createListener({
     host: config.listen.host,
     port: config.listen.port,
-    handler: withBrowserGuard(handler, { loopbackOnly: config.operatorTokens.length === 0, corsOrigins: config.net.corsOrigins, logger }),
+    handler: withBrowserGuard(handler, { loopbackOnly: operatorTokens.open, corsOrigins: config.net.corsOrigins, logger }),
     logger,
     graceMs: config.shutdownGraceMs,
     ...connectionLimits(config, config.net.maxConnections, "AGENTORCH_MAX_CONNECTIONS"),
+    ...(listenerTls ? { tls: listenerTls } : {}),
   });
-  const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger, scrapers) : undefined;
+  const metricsServer = config.metricsListen ? createMetricsServer(metrics, config.metricsListen, logger, scrapers, listenerTls) : undefined;
   let metricsAddress: { host: string; port: number } | undefined;
   // The same API for agents in their containers; the auth interceptor knows these calls by their mark.
   const agentListener = createListener({
@@ -297,6 +320,7 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
         metricsAddress = await metricsServer?.listen();
         const addr = await listener.listen();
         if (!("port" in addr)) throw new Error("expected a TCP address");
+        logListenSecurity(config, tls?.material, logger);
         const agentSocket = await agentListener.listen();
         logger.info({ ...agentSocket, containerPath: `${CONTAINER_SOCKET_DIR}/${path.basename(agentSocketPath(dataDir))}` }, "agent socket listening");
         return addr;
@@ -309,11 +333,24 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
     },
 
     reloadTokens(env = process.env) {
-      const tokens = parseOperatorTokens(env);
-      assertSecureListen({ listen: config.listen, operatorTokens: tokens });
-      operatorTokens.replace(tokens);
-      logger.info({ tokens: tokens.length }, "operator tokens reloaded");
-      return { tokens: tokens.length };
+      const { tokens, identities } = parseOperatorCredentials(env);
+      checkIdentitiesUsable(identities, config.tls);
+      assertSecureListen(config.listen, listenSecurity({ ...config, operatorTokens: tokens, certIdentities: identities }));
+      operatorTokens.replace(tokens, identities);
+      logger.info({ tokens: tokens.length, certIdentities: identities.length }, "operator tokens reloaded");
+      return { tokens: tokens.length, certIdentities: identities.length };
+    },
+
+    reloadTls() {
+      if (!tls) return undefined;
+      const material = loadTlsMaterial(tls.settings);
+      const context = secureContextOptions(material);
+      listener.setSecureContext(context);
+      metricsServer?.setSecureContext(context);
+      tls.material = material;
+      logger.info({ certificate: material.summary, clientCa: tls.settings.clientCaFile }, "TLS certificate reloaded; new connections use it");
+      if (material.summary.expired) logger.warn({ validTo: material.summary.validTo }, "the TLS certificate has expired: clients will refuse it");
+      return material.summary;
     },
 
     stop() {
@@ -332,4 +369,22 @@ function assemble(config: Config, overrides: AppOverrides, logger: Logger, dataD
       return stopping;
     },
   };
+}
+
+/** The start-up lines about transport security: TLS in use, or cleartext beyond loopback asked for. */
+function logListenSecurity(config: Config, material: TlsMaterial | undefined, logger: Logger): void {
+  if (config.tls && material) {
+    const { clientAuth, clientCaFile } = config.tls;
+    logger.info({ certificate: material.summary, clientAuth, clientCa: clientCaFile }, "TLS enabled (ALPN h2, http/1.1)");
+    if (material.summary.expired) logger.warn({ validTo: material.summary.validTo }, "the TLS certificate has expired: clients will refuse it");
+    return;
+  }
+  for (const [name, address] of [["AGENTORCH_LISTEN", config.listen], ["AGENTORCH_METRICS_LISTEN", config.metricsListen]] as const) {
+    if (address === undefined || isLoopbackHost(address.host)) continue;
+    logger.warn(
+      { setting: name, listen: `${address.host}:${address.port}` },
+      "listening beyond loopback WITHOUT TLS (AGENTORCH_INSECURE_LISTEN=1): bearer tokens and data cross the network in cleartext; " +
+        "only safe where a proxy or service mesh encrypts the traffic",
+    );
+  }
 }

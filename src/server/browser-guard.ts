@@ -54,7 +54,8 @@ export function withBrowserGuard(handler: RequestHandler, opts: BrowserGuardOpti
       return refuse(req, res, `Host "${host}" is not a loopback name: without operator tokens (AGENTORCH_TOKENS) the API answers only to 127.0.0.1, localhost and [::1]`);
     }
     const origin = header(req, "origin");
-    if (origin === undefined || sameOrigin(origin, host)) return handler(req, res);
+    const scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? "https:" : "http:";
+    if (origin === undefined || sameOrigin(origin, host, scheme)) return handler(req, res);
     if (!allowed.has(origin) && !allowed.has("*")) {
       log.info({ origin }, "request refused: origin not in AGENTORCH_CORS_ORIGINS");
       return refuse(req, res, `origin ${origin} may not call this API: add it to AGENTORCH_CORS_ORIGINS`);
@@ -93,11 +94,12 @@ function hostnameOf(host: string): string {
   return colon >= 0 ? host.slice(0, colon) : host;
 }
 
-function sameOrigin(origin: string, host: string | undefined): boolean {
+/** The page's origin is the service's own: same scheme (http or, over TLS, https), host and port. */
+function sameOrigin(origin: string, host: string | undefined, scheme: "http:" | "https:"): boolean {
   if (host === undefined) return false;
   try {
     const u = new URL(origin);
-    return u.protocol === "http:" && u.host === new URL(`http://${host}`).host;
+    return u.protocol === scheme && u.host === new URL(`${scheme}//${host}`).host;
   } catch {
     return false;
   }

@@ -3,22 +3,18 @@
  * command-line flags). Every value is checked here so that a typo fails the start with
  * a message naming the variable, instead of surfacing later as odd behaviour.
  */
-import net from "node:net";
 import path from "node:path";
 import { availableParallelism } from "node:os";
 import { type AgentCeilings, CEILING_RANGES, CEILING_VARIABLES, DEFAULT_AGENT_CEILINGS } from "../core/agent-ceilings.js";
 import { DEFAULT_MOUNT_PREFIXES, SYSTEM_DIRECTORIES, isUnderPath } from "../core/agent-config.js";
-import type { OperatorToken } from "../core/auth.js";
+import type { CertIdentity, OperatorToken } from "../core/auth.js";
 import { ConfigError } from "./config-error.js";
 import { type DeployConfig, parseDeployConfig } from "./config-deploy.js";
-import { parseOperatorTokens } from "./config-tokens.js";
-
-/** Where the service listens for gRPC, gRPC-Web and Connect. */
-export interface ListenAddress {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-}
+import { agentSocketPath, assertSecureListen, checkAgentSocketPath, isLoopbackHost } from "./config-listen.js";
+import type { ListenAddress, ListenSecurity } from "./config-listen.js";
+import { checkIdentitiesUsable, loadTlsMaterial, parseInsecureListen, parseTlsSettings } from "./config-tls.js";
+import type { TlsSettings } from "./config-tls.js";
+import { parseOperatorCredentials, parseOperatorTokens } from "./config-tokens.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -58,10 +54,16 @@ export interface Config extends DeployConfig {
   watch: { bookmarkIntervalMs: number; maxBuffer: number };
   /**
    * Operator bearer tokens (names, roles, SHA-256 hashes) from AGENTORCH_TOKENS and
-   * AGENTORCH_TOKENS_FILE. Empty: no authentication on the TCP listener, which must then
-   * be a loopback address (see assertSecureListen).
+   * AGENTORCH_TOKENS_FILE. With no certIdentities either: no authentication on the TCP
+   * listener, which must then be a loopback address (see assertSecureListen).
    */
   operatorTokens: OperatorToken[];
+  /** Client certificate identities (NAME:ROLE:cert:SUBJECT entries of the same settings). */
+  certIdentities: CertIdentity[];
+  /** TLS on the TCP port (and the metrics port); undefined: cleartext. */
+  tls?: TlsSettings;
+  /** AGENTORCH_INSECURE_LISTEN=1: a non-loopback address without TLS is allowed (a warning is logged). */
+  insecureListen: boolean;
   /** Bounds of the front door: connections, HTTP/2 streams, request bodies, browsers. */
   net: NetLimits;
   /** A2A mailboxes. */
@@ -117,15 +119,22 @@ export function loadConfig(env: Record<string, string | undefined>, argv: readon
   const dataDirText = flags["--data-dir"] ?? nonEmpty(env.AGENTORCH_DATA_DIR) ?? DEFAULT_DATA_DIR;
   const metricsText = nonEmpty(env.AGENTORCH_METRICS_LISTEN);
   const listen = parseListen(listenName, listenText);
-  const operatorTokens = parseOperatorTokens(env);
-  assertSecureListen({ listen, operatorTokens }, listenName);
-  // /metrics on its own port wants the same protection: tokens (scrapers send one) or loopback.
-  if (metricsText !== undefined) assertSecureListen({ listen: parseListen("AGENTORCH_METRICS_LISTEN", metricsText), operatorTokens }, "AGENTORCH_METRICS_LISTEN");
+  const { tokens: operatorTokens, identities: certIdentities } = parseOperatorCredentials(env);
+  const tls = parseTlsSettings(env);
+  if (tls !== undefined) loadTlsMaterial(tls); // unreadable or mismatched files fail the start
+  checkIdentitiesUsable(certIdentities, tls);
+  const security = listenSecurity({ operatorTokens, certIdentities, tls, insecureListen: parseInsecureListen(env) });
+  assertSecureListen(listen, security, listenName);
+  // /metrics on its own port wants the same protection: tokens (scrapers send one) and TLS, or loopback.
+  if (metricsText !== undefined) assertSecureListen(parseListen("AGENTORCH_METRICS_LISTEN", metricsText), security, "AGENTORCH_METRICS_LISTEN");
   checkAgentSocketPath(dataDirText, flags["--data-dir"] !== undefined ? "--data-dir" : "AGENTORCH_DATA_DIR");
   return {
     ...parseDeployConfig(env),
     listen,
     operatorTokens,
+    certIdentities,
+    ...(tls !== undefined ? { tls } : {}),
+    insecureListen: security.insecureListen,
     metricsListen: metricsText === undefined ? undefined : parseListen("AGENTORCH_METRICS_LISTEN", metricsText),
     dataDir: dataDirText,
     dockerHost: parseDockerHost(nonEmpty(env.DOCKER_HOST) ?? DEFAULT_DOCKER_HOST),
@@ -352,47 +361,10 @@ function parseLogLevel(text: string): LogLevel {
   return level;
 }
 
-// ---------------------------------------------------------------- authentication
+export { agentSocketPath, assertSecureListen, isLoopbackHost, parseOperatorCredentials, parseOperatorTokens };
+export type { ListenAddress, ListenSecurity, TlsSettings };
 
-/** Where the agent socket lives in the data directory (mounted into containers as a directory). */
-export function agentSocketPath(dataDir: string): string {
-  return path.join(path.resolve(dataDir), "run", "agentorch.sock");
+/** The listen rule's inputs from a configuration (see assertSecureListen). */
+export function listenSecurity(config: Pick<Config, "operatorTokens" | "certIdentities" | "tls" | "insecureListen">): ListenSecurity {
+  return { credentials: config.operatorTokens.length + config.certIdentities.length, tls: config.tls !== undefined, insecureListen: config.insecureListen };
 }
-
-/** sun_path holds 108 bytes with the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
-
-function checkAgentSocketPath(dataDir: string, name: string): void {
-  const socketPath = agentSocketPath(dataDir);
-  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new ConfigError(
-      name,
-      `${name} is too long for the agent socket: ${socketPath} has ${Buffer.byteLength(socketPath)} bytes, unix sockets allow ${MAX_SOCKET_PATH_BYTES}; choose a shorter data directory (got "${dataDir}")`,
-    );
-  }
-}
-
-/** True for addresses only this host can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === "localhost" || h === "::1") return true;
-  const v4 = h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h;
-  return net.isIPv4(v4) && v4.startsWith("127.");
-}
-
-/**
- * The secure default: without operator tokens the API has no authentication, so it may only
- * listen on a loopback address. Throws a ConfigError naming the listen setting otherwise.
- */
-export function assertSecureListen(config: Pick<Config, "listen" | "operatorTokens">, listenName = "AGENTORCH_LISTEN"): void {
-  if (config.operatorTokens.length > 0 || isLoopbackHost(config.listen.host)) return;
-  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
-  throw new ConfigError(
-    listenName,
-    `${listenName} is ${host}:${config.listen.port}, which is not a loopback address, and no operator tokens are configured: ` +
-      "refusing to serve the API without authentication. Configure tokens with AGENTORCH_TOKENS or AGENTORCH_TOKENS_FILE " +
-      '(lines NAME:ROLE:SHA256HEX; hash a token with: printf %s "$TOKEN" | sha256sum), or listen on 127.0.0.1.',
-  );
-}
-
-export { parseOperatorTokens };

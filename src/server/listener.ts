@@ -5,16 +5,27 @@
  * bytes are sniffed: the HTTP/2 preface starts with "PRI ", anything else goes to the
  * HTTP/1.1 server (which answers garbage with 400 and closes).
  *
+ * With TLS, every connection must start with a TLS handshake (cleartext HTTP/1.1 and
+ * HTTP/2 clients get an error that says so). A tls.Server that never listens itself does the
+ * handshake (ALPN h2 and http/1.1, a handshake timeout, client certificates asked for
+ * but judged by the auth layer, see tls-peer.ts), then ALPN picks the same HTTP/2 or
+ * HTTP/1.1 server as above, so the same limits, timeouts and graceful close apply.
+ *
  * close() is graceful: stop accepting, GOAWAY to HTTP/2 sessions, close idle HTTP/1.1
  * connections, let in-flight calls finish, and after the grace period destroy what is
  * left. Long-lived streams are the application's to end (see app.shutdownSignal).
  */
-import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { chmod } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import path from "node:path";
+import type tls from "node:tls";
 import type { Logger } from "../core/ports.js";
+import { answerEarlyWithClose } from "./early-answer.js";
+import { createCleartextRefuser, createTlsServer, setSecureContext, TLS_HANDSHAKE_RECORD } from "./listener-tls.js";
+import type { TlsServerOptions } from "./listener-tls.js";
+import { listenOn, prepareSocketPath } from "./listen-on.js";
+import { recordClientCertificate } from "./tls-peer.js";
 
 /** What connectNodeAdapter returns: serves both http and http2 requests. */
 export type RequestHandler = (
@@ -48,7 +59,12 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** The setting an operator raises when maxConnections is reached (named in the log). */
   maxConnectionsSetting?: string;
+  /** Serve TLS instead of cleartext (TCP only). */
+  tls?: ListenerTls;
 }
+
+/** TLS on a listener (see listener-tls.ts). */
+export type ListenerTls = TlsServerOptions;
 
 export type ListenerAddress = { host: string; port: number } | { socketPath: string };
 
@@ -59,6 +75,11 @@ export interface Listener {
   close(): Promise<void>;
   /** Open connections (for tests and logs). */
   connectionCount(): number;
+  /**
+   * TLS listeners: the certificate, key and client CA for new handshakes from now on
+   * (open connections keep theirs). Throws, changing nothing, when they cannot be used.
+   */
+  setSecureContext(context: tls.SecureContextOptions): void;
 }
 
 const H2_PREFACE = Buffer.from("PRI ");
@@ -68,8 +89,6 @@ const HALF_CLOSED_GRACE_MS = 5000;
 const DROP_LOG_INTERVAL_MS = 10_000;
 /** How long after an early gRPC answer its unread request stream is reset. */
 const UNREAD_BODY_RESET_MS = 1000;
-/** After the FIN that ends an HTTP/1.1 connection answered early, how long what the client still sends is read and dropped. */
-const LINGER_MS = 5000;
 /** The longest it waits for that answer's END_STREAM to be sent before resetting anyway. */
 const UNREAD_BODY_RESET_MAX_MS = 30_000;
 
@@ -220,6 +239,30 @@ export function createListener(opts: ListenerOptions): Listener {
     dropped = 0;
   });
 
+  const tlsServer =
+    opts.tls === undefined
+      ? undefined
+      : createTlsServer(opts.tls, log, (socket, cert) => {
+          if (closing) {
+            socket.destroy();
+            return;
+          }
+          if (socket.alpnProtocol === "h2") {
+            lastSession = undefined;
+            h2.emit("connection", socket);
+            const session = lastSession as http2.ServerHttp2Session | undefined;
+            if (session) {
+              recordClientCertificate(session, cert);
+              closeOnClientEnd(socket, session);
+            }
+          } else {
+            recordClientCertificate(socket, cert);
+            h1.emit("connection", socket);
+          }
+        });
+
+  const refuseCleartext = tlsServer && createCleartextRefuser(log);
+
   function sniff(socket: net.Socket): void {
     sniffing.add(socket);
     let head: Buffer = Buffer.alloc(0);
@@ -241,6 +284,14 @@ export function createListener(opts: ListenerOptions): Listener {
     };
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      if (tlsServer !== undefined) {
+        done();
+        socket.pause();
+        if (head[0] !== TLS_HANDSHAKE_RECORD) return refuseCleartext!(socket, head);
+        socket.unshift(head); // the TLS socket reads what is buffered first
+        tlsServer.emit("connection", socket);
+        return;
+      }
       const n = Math.min(head.length, H2_PREFACE.length);
       const prefaceSoFar = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (prefaceSoFar && head.length < H2_PREFACE.length) return; // "P", "PR", "PRI": wait for more
@@ -282,17 +333,6 @@ export function createListener(opts: ListenerOptions): Listener {
     });
     socket.once("error", () => session.destroy());
     socket.once("close", () => session.destroy());
-  }
-
-  async function prepareSocketPath(socketPath: string): Promise<void> {
-    const dir = path.dirname(socketPath);
-    // A directory we create is 0755 whatever the umask; an existing one is left as it is.
-    if ((await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined) await chmod(dir, 0o755);
-    const st = await lstat(socketPath).catch(() => undefined);
-    if (st === undefined) return;
-    if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
-    if (await socketAnswers(socketPath)) throw new Error(`${socketPath} is in use by another process`);
-    await unlink(socketPath);
   }
 
   return {
@@ -340,69 +380,10 @@ export function createListener(opts: ListenerOptions): Listener {
     },
 
     connectionCount: () => sockets.size,
+
+    setSecureContext(context) {
+      if (tlsServer === undefined) throw new Error("this listener does not serve TLS");
+      setSecureContext(tlsServer, context);
+    },
   };
-}
-
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once("error", onError);
-    server.listen(options, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-/** True when something accepts connections on the unix socket (so it is not stale). */
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect({ path: socketPath });
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-}
-
-/**
- * An HTTP/1.1 request answered before its body was read (refused as too large, a bad
- * envelope, a body that did not arrive in time) leaves its connection unusable: the client
- * would first have to finish sending a body nobody reads. So the answer says "Connection:
- * close", and the connection is closed as nginx's lingering close does it: FIN after the
- * answer, then what the client still sends is read and dropped for a moment (LINGER_MS) or
- * until it closes its side. Closing at once would reset the connection with body bytes
- * unread, and a reset makes the client's kernel drop an answer its program had not read yet
- * (seen with clients busy elsewhere: "socket hang up" / ECONNRESET instead of the status).
- */
-function answerEarlyWithClose(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const writeHead = res.writeHead;
-  res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
-    if (bodyStillExpected(req)) {
-      this.shouldKeepAlive = false;
-      req.socket.destroySoon = () => lingeringClose(req);
-    }
-    return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
-  } as typeof res.writeHead;
-}
-
-/** A body was announced and has not all been read (a bodyless request is "complete" only after its handler ran). */
-function bodyStillExpected(req: http.IncomingMessage): boolean {
-  if (req.complete) return false;
-  return req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-}
-
-function lingeringClose(req: http.IncomingMessage): void {
-  const socket = req.socket;
-  if (socket.destroyed) return;
-  // The rest of the body is read and dropped. A reader that gave up (an async iterator left
-  // mid-body) keeps its "readable" listener, and while one is there resume() does nothing.
-  req.removeAllListeners("readable");
-  setImmediate(() => req.on("data", () => undefined).resume());
-  socket.end();
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-  timer.unref();
-  socket.once("end", () => socket.destroy()); // the client closed its side: nothing more to drop
-  socket.once("close", () => clearTimeout(timer));
 }

@@ -2,7 +2,7 @@
  * The agentorch process: configuration from the environment, the server, and signal
  * handling. SIGTERM/SIGINT stop gracefully and exit 0 (containers keep running and are
  * adopted at the next start); a second signal exits 1 at once. SIGHUP reloads the
- * operator tokens.
+ * operator tokens and the TLS certificate, key and client CA.
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -53,12 +53,18 @@ export async function runServer(argv: readonly string[]): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  // SIGHUP reloads the operator tokens (e.g. after editing AGENTORCH_TOKENS_FILE); a bad file keeps the old set.
+  // SIGHUP reloads the operator tokens (e.g. after editing AGENTORCH_TOKENS_FILE) and the TLS
+  // files (a renewed certificate); each on its own: a bad file keeps the old set in force.
   process.on("SIGHUP", () => {
     try {
       app.reloadTokens();
     } catch (err) {
       logger.error({ err: err instanceof Error ? err.message : String(err) }, "reloading operator tokens failed; the previous tokens stay in force");
+    }
+    try {
+      app.reloadTls();
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, "reloading the TLS certificate failed; the previous one stays in use");
     }
   });
 
@@ -73,6 +79,7 @@ export async function runServer(argv: readonly string[]): Promise<void> {
   logger.info(
     {
       listen: `${host}:${addr.port}`,
+      tls: config.tls === undefined ? "off" : `on (client certificates: ${config.tls.clientAuth})`,
       dataDir: path.resolve(config.dataDir),
       docker: config.dockerHost,
       dockerReachable: app.agents.engineHealthy(),

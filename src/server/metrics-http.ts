@@ -2,17 +2,22 @@
  * GET /metrics: the Prometheus text exposition. Served on the service port by default
  * (outside Connect's routing, like /healthz), or on a port of its own when
  * AGENTORCH_METRICS_LISTEN is set. When operator tokens are configured, a scraper must
- * send one of them (any role; Prometheus: `authorization: {credentials: TOKEN}`), on
- * either port: metrics name methods, agents' counts and the process, not for strangers.
+ * send one of them (any role; Prometheus: `authorization: {credentials: TOKEN}`) or a
+ * client certificate of a configured identity, on either port: metrics name methods,
+ * agents' counts and the process, not for strangers. With TLS configured, the metrics
+ * port serves TLS too, with the same certificate (reloaded with it).
  */
 import http from "node:http";
+import https from "node:https";
 import type net from "node:net";
+import type tls from "node:tls";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-import type { OperatorTokens } from "../core/auth.js";
+import type { ClientCertificate, OperatorTokens } from "../core/auth.js";
 import type { Logger } from "../core/ports.js";
-import { parseBearer } from "../api/auth.js";
-import type { ListenAddress } from "./config.js";
+import { authenticateOperator, parseBearer } from "../api/auth.js";
+import type { ListenAddress } from "./config-listen.js";
 import type { Metrics } from "./metrics.js";
+import { clientCertificateOf } from "./tls-peer.js";
 
 /** The requests and responses connect's fallback handles (HTTP/1.1 or HTTP/2). */
 type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -25,15 +30,18 @@ export function isMetricsPath(req: Req): boolean {
   return url === "/metrics" || url.startsWith("/metrics?");
 }
 
-/** Says whether a request's bearer token may read the metrics. */
-export type MetricsAccess = (authorization: string | undefined) => boolean;
+/** Says whether a request's bearer token (or TLS client certificate) may read the metrics. */
+export type MetricsAccess = (authorization: string | undefined, certificate?: ClientCertificate) => boolean;
 
-/** Access for the configured operator tokens: open when there are none (loopback only then). */
-export function metricsAccess(tokens: OperatorTokens): MetricsAccess {
-  return (authorization) => {
-    if (tokens.open) return true;
-    const token = parseBearer(authorization);
-    return token !== undefined && tokens.find(token) !== undefined;
+/** Access for the configured operator credentials: open when there are none (loopback only then). */
+export function metricsAccess(tokens: OperatorTokens, certificateRequired = false): MetricsAccess {
+  return (authorization, certificate) => {
+    try {
+      authenticateOperator(tokens, { token: parseBearer(authorization), certificate }, certificateRequired);
+      return true;
+    } catch {
+      return false;
+    }
   };
 }
 
@@ -45,7 +53,7 @@ export function serveMetrics(metrics: Metrics, req: Req, res: Res, logger: Logge
     if (req.method === "HEAD") res.end();
     else res.end(body);
   };
-  if (!access(req.headers.authorization)) {
+  if (!access(req.headers.authorization, clientCertificateOf(req))) {
     reply(401, { "www-authenticate": "Bearer", "content-type": "text/plain; charset=utf-8" }, "send an operator token: authorization: Bearer <token>\n");
     return;
   }
@@ -67,15 +75,37 @@ export interface MetricsServer {
   listen(): Promise<{ host: string; port: number }>;
   /** Closes it and its connections; idempotent. */
   close(): Promise<void>;
+  /** With TLS: the certificate, key and client CA for new handshakes (a reload). */
+  setSecureContext(context: tls.SecureContextOptions): void;
 }
 
-/** Creates the metrics listener for address (port 0 picks a free port). */
-export function createMetricsServer(metrics: Metrics, address: ListenAddress, logger: Logger, access: MetricsAccess): MetricsServer {
+/** TLS for the metrics port: the service port's certificate, and whether to ask for client certificates. */
+export interface MetricsTls {
+  context: tls.SecureContextOptions;
+  requestCert: boolean;
+  handshakeTimeoutMs: number;
+}
+
+/** Creates the metrics listener for address (port 0 picks a free port); HTTPS when tlsOptions are given. */
+export function createMetricsServer(metrics: Metrics, address: ListenAddress, logger: Logger, access: MetricsAccess, tlsOptions?: MetricsTls): MetricsServer {
   const log = logger.child({ component: "metrics" });
-  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (isMetricsPath(req)) return serveMetrics(metrics, req, res, log, access);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "content-length": 10 });
     res.end("not found\n");
+  };
+  const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000 };
+  const server =
+    tlsOptions === undefined
+      ? http.createServer(timeouts, onRequest)
+      : https.createServer(
+          { ...timeouts, ...tlsOptions.context, requestCert: tlsOptions.requestCert, rejectUnauthorized: false, handshakeTimeout: tlsOptions.handshakeTimeoutMs },
+          onRequest,
+        );
+  // Failed handshakes: https.Server leaves those sockets to their listener.
+  server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+    log.debug({ err: err.message }, "TLS handshake failed on the metrics port");
+    socket.destroy();
   });
   let closed: Promise<void> | undefined;
   return {
@@ -97,6 +127,10 @@ export function createMetricsServer(metrics: Metrics, address: ListenAddress, lo
         server.closeAllConnections();
       });
       return closed;
+    },
+    setSecureContext(context) {
+      if (!(server instanceof https.Server)) throw new Error("the metrics port does not serve TLS");
+      server.setSecureContext(context);
     },
   };
 }

@@ -419,10 +419,10 @@ describe("with no operator tokens configured", () => {
     expect(stderr).toContain("AGENTORCH_TOKENS");
   });
 
-  it("listens on 0.0.0.0 once tokens are configured", async () => {
+  it("listens on 0.0.0.0 once tokens are configured (and TLS, or cleartext asked for: test/e2e/tls.test.ts)", async () => {
     const token = randomBytes(16).toString("hex");
     const server = await startTestServer({
-      env: { AGENTORCH_LISTEN: "0.0.0.0:0", AGENTORCH_TOKENS: `ops:operator:${hashToken(token)}` },
+      env: { AGENTORCH_LISTEN: "0.0.0.0:0", AGENTORCH_TOKENS: `ops:operator:${hashToken(token)}`, AGENTORCH_INSECURE_LISTEN: "1" },
       overrides: { backend: new FakeBackend() },
     });
     try {

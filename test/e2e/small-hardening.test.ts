@@ -55,6 +55,9 @@ describe("/metrics with operator tokens configured", () => {
     const load = () => loadConfig({ AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" });
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(/AGENTORCH_METRICS_LISTEN is 0\.0\.0\.0:9464, which is not a loopback address/);
-    expect(() => loadConfig({ AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464", AGENTORCH_TOKENS: `s:viewer:${hashToken(viewer)}` })).not.toThrow();
+    const withTokens = { AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464", AGENTORCH_TOKENS: `s:viewer:${hashToken(viewer)}` };
+    // Tokens, and TLS (or cleartext asked for): scrapers send tokens too.
+    expect(() => loadConfig(withTokens)).toThrow(/AGENTORCH_METRICS_LISTEN is 0\.0\.0\.0:9464, which is not a loopback address, and TLS is not configured/);
+    expect(() => loadConfig({ ...withTokens, AGENTORCH_INSECURE_LISTEN: "1" })).not.toThrow();
   });
 });

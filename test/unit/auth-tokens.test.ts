@@ -128,7 +128,7 @@ describe("the secure default", () => {
   });
 
   it("listens anywhere with tokens, and on loopback without", () => {
-    const withTokens = loadConfig({ AGENTORCH_LISTEN: "0.0.0.0:1", AGENTORCH_TOKENS: `a:admin:${HEX("a")}` });
+    const withTokens = loadConfig({ AGENTORCH_LISTEN: "0.0.0.0:1", AGENTORCH_TOKENS: `a:admin:${HEX("a")}`, AGENTORCH_INSECURE_LISTEN: "1" });
     expect(withTokens.listen.host).toBe("0.0.0.0");
     expect(withTokens.operatorTokens).toHaveLength(1);
     expect(loadConfig({ AGENTORCH_LISTEN: "[::1]:1" }).operatorTokens).toEqual([]);

@@ -325,7 +325,7 @@ describe("AGENTORCH_METRICS_LISTEN", () => {
     expect(loadConfig({ AGENTORCH_METRICS_LISTEN: "127.0.0.1:9464" }).metricsListen).toEqual({ host: "127.0.0.1", port: 9464 });
     // Beyond loopback only with operator tokens (test/e2e/small-hardening.test.ts: refused without).
     const tokens = { AGENTORCH_TOKENS: `scraper:viewer:${"ab".repeat(32)}` };
-    expect(loadConfig({ ...tokens, AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" }).metricsListen).toEqual({ host: "0.0.0.0", port: 9464 });
+    expect(loadConfig({ ...tokens, AGENTORCH_INSECURE_LISTEN: "1", AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" }).metricsListen).toEqual({ host: "0.0.0.0", port: 9464 });
     expect(() => loadConfig({ AGENTORCH_METRICS_LISTEN: "9464" })).toThrow(/AGENTORCH_METRICS_LISTEN must be HOST:PORT/);
   });
 });

@@ -2,9 +2,15 @@
  * Configuration from the environment and flags: defaults, parsing, and a start-up error
  * that names the variable for every invalid value.
  */
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseListen } from "../../src/server/config.js";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatSubject, subjectMatches } from "../../src/core/auth.js";
+import { ConfigError, loadConfig, parseListen, parseOperatorCredentials } from "../../src/server/config.js";
+import { makeTestPki } from "../support/tls-certs.js";
+import type { TestPki } from "../support/tls-certs.js";
 
 describe("loadConfig", () => {
   it("has the documented defaults", () => {
@@ -54,6 +60,8 @@ describe("loadConfig", () => {
       },
       metricsListen: undefined,
       operatorTokens: [],
+      certIdentities: [],
+      insecureListen: false,
     });
   });
 
@@ -135,6 +143,8 @@ describe("loadConfig", () => {
       mailbox: { maxMessageBytes: 64 * 1024, maxUnackedMessages: 10, maxUnackedBytes: 1024 * 1024, maxUnackedPerSender: 1000, maxUnackedBytesPerSender: 16 * 1024 * 1024, keepAliveMs: 100, ackedRetentionMs: 60_000 },
       metricsListen: { host: "127.0.0.1", port: 9464 },
       operatorTokens: [],
+      certIdentities: [],
+      insecureListen: false,
     });
   });
 
@@ -223,5 +233,136 @@ describe("loadConfig", () => {
       dockerHost: "unix:///var/run/docker.sock",
       maxRunning: 100,
     });
+  });
+});
+
+/** The ConfigError fn throws (fails the test when it throws nothing or something else). */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("TLS settings", () => {
+  let pki: TestPki;
+  let tls: Record<string, string>;
+  beforeAll(() => {
+    pki = makeTestPki();
+    tls = { AGENTORCH_TLS_CERT: pki.server.cert, AGENTORCH_TLS_KEY: pki.server.key };
+  });
+  afterAll(() => pki?.remove());
+
+  it("reads the files and the client-auth mode (require by default with a client CA)", () => {
+    expect(loadConfig(tls).tls).toEqual({ certFile: pki.server.cert, keyFile: pki.server.key, clientAuth: "off", handshakeTimeoutMs: 10_000 });
+    expect(loadConfig({ ...tls, AGENTORCH_TLS_CLIENT_CA: pki.ca.cert }).tls).toMatchObject({ clientCaFile: pki.ca.cert, clientAuth: "require" });
+    expect(loadConfig({ ...tls, AGENTORCH_TLS_CLIENT_CA: pki.ca.cert, AGENTORCH_TLS_CLIENT_AUTH: "optional", AGENTORCH_TLS_HANDSHAKE_TIMEOUT_MS: "2500" }).tls).toMatchObject({
+      clientAuth: "optional",
+      handshakeTimeoutMs: 2500,
+    });
+    expect(loadConfig({}).tls).toBeUndefined();
+  });
+
+  it("wants the certificate and the key together, and TLS for a client CA", () => {
+    const certOnly = configError(() => loadConfig({ AGENTORCH_TLS_CERT: pki.server.cert }));
+    expect(certOnly.variable).toBe("AGENTORCH_TLS_KEY");
+    expect(certOnly.message).toBe("AGENTORCH_TLS_CERT is set but AGENTORCH_TLS_KEY is not: set both (a PEM certificate chain and its private key) or neither");
+    expect(configError(() => loadConfig({ AGENTORCH_TLS_KEY: pki.server.key })).message).toContain("AGENTORCH_TLS_KEY is set but AGENTORCH_TLS_CERT is not");
+    expect(configError(() => loadConfig({ AGENTORCH_TLS_CLIENT_CA: pki.ca.cert })).variable).toBe("AGENTORCH_TLS_CLIENT_CA");
+    expect(configError(() => loadConfig({ ...tls, AGENTORCH_TLS_CLIENT_AUTH: "optional" })).message).toContain("AGENTORCH_TLS_CLIENT_CA is not");
+    expect(configError(() => loadConfig({ ...tls, AGENTORCH_TLS_CLIENT_CA: pki.ca.cert, AGENTORCH_TLS_CLIENT_AUTH: "always" })).message).toBe(
+      'AGENTORCH_TLS_CLIENT_AUTH must be require or optional (got "always")',
+    );
+    expect(configError(() => loadConfig({ ...tls, AGENTORCH_TLS_HANDSHAKE_TIMEOUT_MS: "5" })).variable).toBe("AGENTORCH_TLS_HANDSHAKE_TIMEOUT_MS");
+  });
+
+  it("refuses unreadable, unparsable and mismatched files at start, naming the variable", () => {
+    const missing = path.join(pki.dir, "missing.pem");
+    const notPem = path.join(pki.dir, "not.pem");
+    writeFileSync(notPem, "hello\n");
+    const garbled = path.join(pki.dir, "garbled.pem");
+    writeFileSync(garbled, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    const encrypted = path.join(pki.dir, "encrypted.key");
+    execFileSync("openssl", ["pkey", "-in", pki.server.key, "-aes256", "-passout", "pass:secret", "-out", encrypted]);
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ ...tls, AGENTORCH_TLS_CERT: missing }, "AGENTORCH_TLS_CERT", /AGENTORCH_TLS_CERT cannot be read: ENOENT/],
+      [{ ...tls, AGENTORCH_TLS_KEY: missing }, "AGENTORCH_TLS_KEY", /AGENTORCH_TLS_KEY cannot be read: ENOENT/],
+      [{ ...tls, AGENTORCH_TLS_CERT: notPem }, "AGENTORCH_TLS_CERT", /holds no PEM certificate/],
+      [{ ...tls, AGENTORCH_TLS_CERT: garbled }, "AGENTORCH_TLS_CERT", /certificate 1 in .* does not parse/],
+      [{ ...tls, AGENTORCH_TLS_KEY: notPem }, "AGENTORCH_TLS_KEY", /AGENTORCH_TLS_KEY is not a usable PEM private key/],
+      [{ ...tls, AGENTORCH_TLS_KEY: encrypted }, "AGENTORCH_TLS_KEY", /it is encrypted; give agentorch an unencrypted key/],
+      [{ ...tls, AGENTORCH_TLS_KEY: pki.serverRenewed.key }, "AGENTORCH_TLS_KEY", /is not the private key of the certificate in AGENTORCH_TLS_CERT .*subject \/CN=agentorch-test-server\)/],
+      [{ ...tls, AGENTORCH_TLS_CLIENT_CA: notPem }, "AGENTORCH_TLS_CLIENT_CA", /AGENTORCH_TLS_CLIENT_CA holds no PEM certificate/],
+      [{ ...tls, AGENTORCH_TLS_CLIENT_CA: missing }, "AGENTORCH_TLS_CLIENT_CA", /AGENTORCH_TLS_CLIENT_CA cannot be read: ENOENT/],
+    ];
+    for (const [env, variable, says] of cases) {
+      const err = configError(() => loadConfig(env));
+      expect(err.variable, says.source).toBe(variable);
+      expect(err.message).toMatch(says);
+    }
+  });
+
+  it("reads certificate identities beside tokens, and wants a client CA for them", () => {
+    const hash = "ab".repeat(32);
+    const creds = parseOperatorCredentials({ AGENTORCH_TOKENS: `ci-bot:operator:cert:/O=Acme/CN=ci-bot,ops:admin:${hash},v:viewer:cert:CN=viewer:x` });
+    expect(creds.tokens).toEqual([{ name: "ops", role: "admin", hash }]);
+    expect(creds.identities).toEqual([
+      { name: "ci-bot", role: "operator", subject: { O: ["Acme"], CN: ["ci-bot"] } },
+      { name: "v", role: "viewer", subject: { CN: ["viewer:x"] } },
+    ]);
+    for (const [value, says] of [
+      ["a:operator:cert:", "ATTRIBUTE=VALUE"],
+      ["a:operator:cert:/CN=", "ATTRIBUTE=VALUE"],
+      ["a:operator:cert:CN=a/b", "ATTRIBUTE=VALUE"],
+      ["a:boss:cert:CN=a", "the role must be one of"],
+      ["a:operator:cert:/O=x/CN=a,b:viewer:cert:/cn=a/o=x", "the same certificate subject is listed twice"],
+      [`a:operator:cert:CN=a,a:viewer:${hash}`, 'the name "a" is used twice'],
+    ]) {
+      expect(configError(() => parseOperatorCredentials({ AGENTORCH_TOKENS: value! })).message, value).toContain(says);
+    }
+    const noCa = configError(() => loadConfig({ AGENTORCH_TOKENS: "ci-bot:operator:cert:CN=ci-bot" }));
+    expect(noCa.variable).toBe("AGENTORCH_TLS_CLIENT_CA");
+    expect(noCa.message).toContain("certificate identities are configured (ci-bot) but AGENTORCH_TLS_CLIENT_CA is not set");
+    expect(loadConfig({ ...tls, AGENTORCH_TLS_CLIENT_CA: pki.ca.cert, AGENTORCH_TOKENS: "ci-bot:operator:cert:CN=ci-bot" }).certIdentities).toHaveLength(1);
+  });
+
+  it("matches subjects on the attributes an identity lists", () => {
+    const cert = { C: ["DE"], O: ["Acme"], OU: ["ops", "ci"], CN: ["ci-bot"] };
+    expect(formatSubject(cert)).toBe("/C=DE/O=Acme/OU=ops/OU=ci/CN=ci-bot");
+    expect(subjectMatches({ CN: ["ci-bot"] }, cert)).toBe(true);
+    expect(subjectMatches({ cn: ["ci-bot"], O: ["Acme"], OU: ["ci"] }, cert)).toBe(true);
+    expect(subjectMatches({ CN: ["ci-bot"], O: ["Other"] }, cert)).toBe(false);
+    expect(subjectMatches({ CN: ["CI-BOT"] }, cert)).toBe(false);
+    expect(subjectMatches({ L: ["Berlin"] }, cert)).toBe(false);
+  });
+});
+
+describe("the listen rule beyond loopback", () => {
+  let pki: TestPki;
+  beforeAll(() => {
+    pki = makeTestPki();
+  });
+  afterAll(() => pki?.remove());
+  const tokens = { AGENTORCH_TOKENS: `ops:operator:${"cd".repeat(32)}` };
+
+  it("wants TLS, or AGENTORCH_INSECURE_LISTEN=1, besides credentials", () => {
+    const tls = { AGENTORCH_TLS_CERT: pki.server.cert, AGENTORCH_TLS_KEY: pki.server.key };
+    const noTls = configError(() => loadConfig({ ...tokens, AGENTORCH_LISTEN: "0.0.0.0:50051" }));
+    expect(noTls.variable).toBe("AGENTORCH_LISTEN");
+    expect(noTls.message).toMatch(/^AGENTORCH_LISTEN is 0\.0\.0\.0:50051, which is not a loopback address, and TLS is not configured: .*AGENTORCH_TLS_CERT and AGENTORCH_TLS_KEY.*AGENTORCH_INSECURE_LISTEN=1/);
+    expect(configError(() => loadConfig({ ...tokens }, ["--listen", "[::]:80"])).message).toMatch(/^--listen is \[::\]:80, .*TLS is not configured/);
+    expect(loadConfig({ ...tokens, ...tls, AGENTORCH_LISTEN: "0.0.0.0:50051" }).listen.host).toBe("0.0.0.0");
+    expect(loadConfig({ ...tokens, AGENTORCH_INSECURE_LISTEN: "1", AGENTORCH_LISTEN: "0.0.0.0:50051" }).insecureListen).toBe(true);
+    expect(configError(() => loadConfig({ ...tokens, AGENTORCH_INSECURE_LISTEN: "yes" })).message).toBe('AGENTORCH_INSECURE_LISTEN must be 1 or 0 (got "yes")');
+    // Credentials first: TLS without them is not enough, and certificate identities count.
+    expect(configError(() => loadConfig({ ...tls, AGENTORCH_LISTEN: "0.0.0.0:1" })).message).toMatch(/no operator tokens are configured/);
+    const ids = { ...tls, AGENTORCH_TLS_CLIENT_CA: pki.ca.cert, AGENTORCH_TOKENS: "ci:operator:cert:CN=ci-bot" };
+    expect(loadConfig({ ...ids, AGENTORCH_LISTEN: "0.0.0.0:1" }).listen.host).toBe("0.0.0.0");
+    // The metrics port follows the same rule; loopback needs neither.
+    expect(configError(() => loadConfig({ ...tokens, AGENTORCH_METRICS_LISTEN: "0.0.0.0:9464" })).variable).toBe("AGENTORCH_METRICS_LISTEN");
+    expect(loadConfig({ AGENTORCH_LISTEN: "127.0.0.1:1" }).insecureListen).toBe(false);
   });
 });
