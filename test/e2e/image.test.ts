@@ -187,6 +187,7 @@ describeImage("the agentorch image beside the engine", () => {
       "-v", "/var/run/docker.sock:/var/run/docker.sock",
       "-v", `${dataDir}:${INSIDE}`,
       "-e", `AGENTORCH_TOKENS=${TOKENS}`,
+      "-e", "AGENTORCH_INSECURE_LISTEN=1", // published on 127.0.0.1 only
       "-p", "127.0.0.1::50051",
       "--health-interval", "1s",
       TAG,
@@ -255,6 +256,7 @@ describeImage("the agentorch image beside the engine", () => {
       "-v", "/var/run/docker.sock:/var/run/docker.sock",
       "-v", `${hostDataDir("data-nogroup")}:${INSIDE}`,
       "-e", `AGENTORCH_TOKENS=${TOKENS}`,
+      "-e", "AGENTORCH_INSECURE_LISTEN=1", // published on 127.0.0.1 only
       "--health-interval", "1s",
       TAG,
     ]);
