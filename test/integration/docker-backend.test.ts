@@ -584,7 +584,7 @@ describe("docker backend watch (scripted engine)", () => {
         { type: "oom", containerId: "c-oom", labels: { agentId: "a1", instanceId: "inst-1", taskId: "t1" }, time: 1_700_000_000_123 },
       ]);
       const filters = JSON.parse(new URL(requests[0]!, "http://x").searchParams.get("filters")!) as Record<string, string[]>;
-      expect(filters).toEqual({ type: ["container"], event: ["start", "die", "oom", "destroy"], label: ["agentorch.instance=inst-1"] });
+      expect(filters).toEqual({ type: ["container"], event: ["start", "die", "oom", "destroy", "pause", "unpause"], label: ["agentorch.instance=inst-1"] });
       expect(lines.some((l) => l.level === "error" && l.msg?.includes("onEvent handler threw"))).toBe(true);
 
       abort.abort();
