@@ -259,7 +259,8 @@ export class AgentSupervisor {
       // from a kill, and to catch an OOM the engine reports after the exit.
       await sleep(KILL_SETTLE_MS);
       const info = await this.deps.backend.inspect(event.containerId).catch(() => null);
-      if (info === undefined) gone = true;
+      // Gone, or on its way (a slow engine may still list a container `docker rm -f` is removing).
+      if (info === undefined || info?.removing) gone = true;
       else if (info) {
         exitCode = info.exitCode ?? exitCode;
         oom ||= info.oomKilled;

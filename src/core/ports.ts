@@ -39,6 +39,8 @@ export interface ContainerInfo {
   running: boolean;
   /** Running but frozen (docker pause). */
   paused?: boolean;
+  /** Being removed (`docker rm -f` under way): as good as gone. */
+  removing?: boolean;
   exitCode?: number;
   oomKilled: boolean;
   /** Epoch ms. */

@@ -19,6 +19,8 @@ export interface FakeContainer {
   spec: ContainerSpec;
   running: boolean;
   paused?: boolean;
+  /** `docker rm -f` under way: killed, not yet gone. */
+  removing?: boolean;
   exitCode?: number;
   oomKilled: boolean;
   output: string;
@@ -180,6 +182,14 @@ export class FakeBackend implements ContainerBackend {
     this.containers.delete(containerId);
   }
 
+  /** `docker rm -f` from outside on a slow engine: killed (die 137), still listed as being removed. */
+  removeSlowlyFromOutside(containerId: string): void {
+    const c = this.containers.get(containerId);
+    if (!c) return;
+    c.removing = true;
+    this.exit(containerId, 137);
+  }
+
   /** `docker rm -f` from outside: killed (die 137), then destroyed. */
   removeFromOutside(containerId: string): void {
     const c = this.containers.get(containerId);
@@ -207,7 +217,7 @@ export class FakeBackend implements ContainerBackend {
   }
 
   private info(c: FakeContainer): ContainerInfo {
-    return { containerId: c.id, labels: c.spec.labels, running: c.running, ...(c.paused ? { paused: true } : {}), exitCode: c.exitCode, oomKilled: c.oomKilled, startedAt: c.startedAt };
+    return { containerId: c.id, labels: c.spec.labels, running: c.running, ...(c.paused ? { paused: true } : {}), ...(c.removing ? { removing: true } : {}), exitCode: c.exitCode, oomKilled: c.oomKilled, startedAt: c.startedAt };
   }
 
   private emit(event: ContainerEvent): void {

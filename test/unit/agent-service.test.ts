@@ -292,6 +292,14 @@ describe("container exits", () => {
     expect((await service.start("e3")).status).toBe("running");
   });
 
+  it("takes a container the engine is still removing for lost, not for a kill (a slow `docker rm -f`)", async () => {
+    const { service, backend } = await makeService();
+    await service.register(cfg("slowrm"));
+    const a = await service.start("slowrm");
+    backend.removeSlowlyFromOutside(a.containerId);
+    await vi.waitFor(() => expect(service.get("slowrm")).toMatchObject({ status: "failed", statusReason: "container lost" }));
+  });
+
   it("marks an agent whose container was removed from outside FAILED with 'container lost'", async () => {
     const { service, backend } = await makeService();
     await service.register(cfg("removed"));

@@ -60,6 +60,7 @@ function toInfo(raw: Dockerode.ContainerInspectInfo): ContainerInfo {
     oomKilled: state.OOMKilled === true,
   };
   if (state.Paused === true) info.paused = true;
+  if (state.Status === "removing") info.removing = true;
   const startedAt = dockerTime(state.StartedAt);
   const finishedAt = dockerTime(state.FinishedAt);
   if (startedAt !== undefined) info.startedAt = startedAt;
