@@ -32,7 +32,7 @@ function runQuickBench(): Promise<{ code: number | null; stdout: string; stderr:
 }
 
 describe("npm run bench -- --quick", () => {
-  it("runs every benchmark, prints the table, writes JSON and removes its containers", { timeout: 300_000 }, async () => {
+  it("runs every benchmark, prints the table, writes JSON and removes its containers", { timeout: 480_000 }, async () => {
     const { code, stdout, stderr } = await runQuickBench();
     expect(code, `stderr:\n${stderr}\nstdout:\n${stdout}`).toBe(0);
 
